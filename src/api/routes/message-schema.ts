@@ -1,0 +1,62 @@
+/** JSON schema of the messages accepted by POST /api/v1/messages (also in the OpenAPI document). */
+
+const addressList = {
+  anyOf: [
+    { type: 'string', minLength: 3 },
+    { type: 'array', items: { type: 'string', minLength: 3 }, minItems: 1 },
+  ],
+} as const;
+
+export const messageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    queue: { type: 'string', description: 'Queue name; "default" when absent' },
+    envelope: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['from', 'to'],
+      properties: {
+        from: { type: 'string', description: 'Envelope sender; "" for the null sender' },
+        to: { type: 'array', items: { type: 'string' }, minItems: 1 },
+      },
+    },
+    raw: { type: 'string', minLength: 1, description: 'The whole RFC 5322 message' },
+    from: { type: 'string', minLength: 3 },
+    to: addressList,
+    cc: addressList,
+    bcc: addressList,
+    subject: { type: 'string' },
+    text: { type: 'string' },
+    html: { type: 'string' },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+} as const;
+
+/** One message, or { messages: [...] } with up to 1,000 of them. */
+export const messageBodySchema = {
+  anyOf: [
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['messages'],
+      properties: { messages: { type: 'array', items: messageSchema, minItems: 1, maxItems: 1000 } },
+    },
+    messageSchema,
+  ],
+} as const;
+
+/** A message as the API takes it (validated against messageSchema). */
+export interface ApiMessage {
+  queue?: string;
+  envelope?: { from: string; to: string[] };
+  raw?: string;
+  from?: string;
+  to?: string | string[];
+  cc?: string | string[];
+  bcc?: string | string[];
+  subject?: string;
+  text?: string;
+  html?: string;
+  headers?: Record<string, string>;
+}

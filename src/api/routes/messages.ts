@@ -1,0 +1,126 @@
+/**
+ * POST /api/v1/messages: inject one message or a batch, as raw RFC 5322 with an envelope or as
+ * structured fields. Answers 202 only once every message is durable; any bad message refuses
+ * the whole batch with a coded error naming it, and nothing is queued.
+ * GET /api/v1/messages/{id}: a message's records and its recipients still waiting.
+ */
+import type { FastifyInstance } from 'fastify';
+import addressparser from 'nodemailer/lib/addressparser';
+import { GridpostError } from '../../errors/catalogue.js';
+import { addressProblem } from '../../intake/addresses.js';
+import { composeMessage } from '../../intake/compose.js';
+import type { Offer } from '../../intake/intake.js';
+import type { ApiContext } from '../server.js';
+import { messageBodySchema, messageSchema, type ApiMessage } from './message-schema.js';
+
+/** Registers the message routes. */
+export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post(
+    '/api/v1/messages',
+    { schema: { summary: 'Inject messages', body: messageBodySchema } },
+    async (req, reply) => {
+      const started = performance.now();
+      const body = req.body as { messages?: ApiMessage[] } & ApiMessage;
+      const items = body.messages ?? [body];
+      const offers = await Promise.all(items.map((m, i) => toOffer(ctx, m, i, req.apiKeyName)));
+      const results = await ctx.intake.offer(offers);
+      const refusedAt = results.findIndex((r) => !r.ok);
+      if (refusedAt >= 0) throw refusalError(results[refusedAt]!, refusedAt);
+      ctx.metrics.injectionLatency.observe({ via: 'http' }, (performance.now() - started) / 1000);
+      const messages = results.map((r) => (r.ok ? summary(r.accepted) : null));
+      return reply.code(202).send({ messages });
+    },
+  );
+  app.get(
+    '/api/v1/messages/:id',
+    { schema: { summary: "A message's records and waiting recipients", params: idParams } },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const records = ctx.recorder.forMessage(id);
+      const waiting = ctx.spool.waiting(id);
+      if (records.length === 0 && waiting.length === 0) {
+        throw new GridpostError('E_NOT_FOUND', `no message ${id}`);
+      }
+      return { id, waiting, records };
+    },
+  );
+  void messageSchema;
+}
+
+const idParams = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[A-Z0-9]{6,40}$' } },
+  required: ['id'],
+} as const;
+
+function summary(a: { messageId: string; recipients: { id: string; address: string }[] }) {
+  return { id: a.messageId, recipients: a.recipients.map((r) => ({ id: r.id, address: r.address })) };
+}
+
+/** Turns one API message into an intake offer, checking what intake cannot know. */
+async function toOffer(ctx: ApiContext, m: ApiMessage, i: number, key?: string): Promise<Offer> {
+  const at = `messages[${i}]`;
+  const queue = m.queue ?? 'default';
+  if (!ctx.config.queues[queue]) {
+    throw new GridpostError('E_UNKNOWN_QUEUE', `${at}.queue: no queue "${queue}"`, { path: `${at}.queue` });
+  }
+  const { sender, recipients, raw } = await contentOf(ctx, m, at);
+  checkEnvelope(ctx, sender, recipients, at);
+  if (raw.length > ctx.config.smtp.maxMessageSize) {
+    const limit = ctx.config.smtp.maxMessageSize;
+    throw new GridpostError('E_MESSAGE_TOO_LARGE', `${at}: ${raw.length} bytes, limit ${limit}`, { path: at });
+  }
+  return { sender, recipients, raw, queue, via: 'http', client: { apiKey: key } };
+}
+
+async function contentOf(ctx: ApiContext, m: ApiMessage, at: string) {
+  if (m.raw !== undefined) {
+    if (!m.envelope) {
+      throw new GridpostError('E_VALIDATION', `${at}.envelope: required with raw`, { path: `${at}.envelope` });
+    }
+    return { sender: m.envelope.from, recipients: m.envelope.to, raw: Buffer.from(m.raw, 'utf8') };
+  }
+  if (!m.from || !m.to) {
+    const path = `${at}.${m.from ? 'to' : 'from'}`;
+    throw new GridpostError('E_VALIDATION', `${path}: required without raw`, { path });
+  }
+  const to = list(m.to);
+  const cc = list(m.cc);
+  const raw = await composeMessage({ ...m, from: m.from, to, cc }, ctx.config.hostname);
+  const sender = m.envelope?.from ?? bareAddress(m.from);
+  const recipients = m.envelope?.to ?? [...to, ...cc, ...list(m.bcc)].map(bareAddress);
+  return { sender, recipients, raw };
+}
+
+function checkEnvelope(ctx: ApiContext, sender: string, recipients: string[], at: string): void {
+  if (sender !== '') badAddress(sender, `${at}.envelope.from`);
+  recipients.forEach((r, j) => badAddress(r, `${at}.envelope.to[${j}]`));
+  if (recipients.length === 0) {
+    throw new GridpostError('E_VALIDATION', `${at}: no recipient`, { path: `${at}.to` });
+  }
+  if (recipients.length > ctx.config.smtp.maxRecipients) {
+    const msg = `${at}: ${recipients.length} recipients, limit ${ctx.config.smtp.maxRecipients}`;
+    throw new GridpostError('E_TOO_MANY_RECIPIENTS', msg, { path: at });
+  }
+}
+
+function badAddress(address: string, path: string): void {
+  const problem = addressProblem(address);
+  if (problem) throw new GridpostError('E_BAD_ADDRESS', `${path}: "${address}" ${problem}`, { path });
+}
+
+function list(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/** "Ann <ann@example.com>" -> "ann@example.com". */
+function bareAddress(v: string): string {
+  const parsed = addressparser(v, { flatten: true });
+  return parsed[0]?.address || v;
+}
+
+function refusalError(r: { ok: false; refusal: { reason: string; text: string } } | { ok: true }, i: number) {
+  const refusal = (r as { refusal: { reason: string; text: string } }).refusal;
+  const code = refusal.reason === 'storage' ? 'E_STORAGE' : 'E_BAD_MESSAGE';
+  return new GridpostError(code, `messages[${i}]: ${refusal.text}`, { path: `messages[${i}]` });
+}

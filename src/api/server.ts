@@ -1,0 +1,102 @@
+/**
+ * The HTTP API (fastify): authentication by API key, a stable error body for every failure,
+ * the OpenAPI document at /api/v1/openapi.json, and the routes, one file per resource.
+ */
+import swagger from '@fastify/swagger';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { ApiKey } from '../engine/api-keys.js';
+import type { StatusCount } from '../engine/status.js';
+import { GridpostError } from '../errors/catalogue.js';
+import type { Intake } from '../intake/intake.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Recorder } from '../records/recorder.js';
+import type { Spool } from '../spool/spool.js';
+import { authenticate } from './auth.js';
+import { messageRoutes } from './routes/messages.js';
+import { metricsRoute } from './routes/metrics.js';
+import { statusRoute } from './routes/status.js';
+import { traceRoute } from './routes/trace.js';
+
+/** What the routes need from the engine. */
+export interface ApiContext {
+  config: Config;
+  intake: Intake;
+  recorder: Recorder;
+  spool: Spool;
+  status: StatusCount;
+  metrics: Metrics;
+  keys: ApiKey[];
+  log: Logger;
+}
+
+/** Builds the API server (not yet listening). */
+export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: ctx.log.child({ role: 'api' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: ctx.config.http.bodyLimit,
+    ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
+  });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Gridpost engine API', version: '1' },
+      components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
+      },
+      security: [{ apiKey: [] }],
+    },
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    const err = new GridpostError('E_NOT_FOUND', `no route ${req.method} ${req.url}`);
+    void reply.code(404).send(err.toJSON());
+  });
+  app.addHook('onRequest', authenticate(ctx.keys));
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  statusRoute(app, ctx);
+  messageRoutes(app, ctx);
+  traceRoute(app, ctx);
+  metricsRoute(app, ctx);
+  return app;
+}
+
+/** Maps every error to the stable body { error: { code, message, path, fix } }. */
+function errorHandler(
+  err: FastifyError | GridpostError,
+  _req: unknown,
+  reply: FastifyReply,
+): void {
+  const e = toGridpostError(err);
+  if (e.code === 'E_INTERNAL') reply.log.error({ err }, 'request failed');
+  void reply.code(e.status).send(e.toJSON());
+}
+
+function toGridpostError(err: FastifyError | GridpostError): GridpostError {
+  if (err instanceof GridpostError) return err;
+  if (err.validation) {
+    const v = err.validation[0];
+    const path = (v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+    const field = path || (v?.params as { missingProperty?: string })?.missingProperty || 'body';
+    return new GridpostError('E_VALIDATION', `${field}: ${v?.message ?? 'invalid'}`, { path: field });
+  }
+  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+    return new GridpostError('E_BAD_JSON', `the body is not valid JSON: ${err.message}`);
+  }
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new GridpostError('E_MESSAGE_TOO_LARGE', 'the request body is larger than http.bodyLimit');
+  }
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return new GridpostError('E_BAD_JSON', err.message);
+  }
+  if (err.statusCode && err.statusCode < 500) {
+    return new GridpostError('E_VALIDATION', err.message);
+  }
+  return new GridpostError('E_INTERNAL', 'internal error', { cause: err });
+}

@@ -1,0 +1,27 @@
+/** Durations in configuration: a number of seconds, or a string like "90s", "5m", "2h", "5d". */
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/;
+
+/** Parses a duration to milliseconds, or returns null when it is not one. */
+export function parseDurationMs(value: string | number): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
+  const m = PATTERN.exec(value.trim());
+  if (!m) return null;
+  return Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1000));
+}
+
+/** Formats milliseconds compactly for people: 90000 -> "1m30s". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  let s = Math.round(ms / 1000);
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60]] as const) {
+    if (s >= size) {
+      parts.push(`${Math.floor(s / size)}${unit}`);
+      s %= size;
+    }
+  }
+  if (s > 0 || parts.length === 0) parts.push(`${s}s`);
+  return parts.join('');
+}

@@ -1,0 +1,140 @@
+/**
+ * The start-up configuration: its schema, defaults and types. Durations accept seconds or
+ * strings such as "5m"; addresses are HOST:PORT. docs/configuration.md shows a full example.
+ */
+import { z } from 'zod';
+import { parseDurationMs } from './duration.js';
+
+const duration = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const ms = parseDurationMs(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: 'expected seconds or a duration like "30s", "5m"' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:2525');
+
+const cidr = z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'expected a network like 10.0.0.0/8');
+
+const domain = z
+  .string()
+  .regex(/^[a-z0-9.-]+$/i, 'expected a domain name')
+  .transform((d) => d.toLowerCase());
+
+const user = z.strictObject({ name: z.string().min(1), password: z.string().min(1) });
+
+const smtp = z.strictObject({
+  listen: hostPort.default('127.0.0.1:2525'),
+  /** Largest message accepted, in bytes (SIZE, RFC 1870). 25 MiB is the common provider cap. */
+  maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024),
+  /** Recipients per transaction; RFC 5321 §4.5.3.1.8 requires at least 100. */
+  maxRecipients: z.number().int().min(1).default(1000),
+  maxClients: z.number().int().min(1).default(1000),
+  allowedNetworks: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
+  users: z.array(user).default([]),
+  tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
+  /** Idle client timeout; RFC 5321 §4.5.3.2.7 asks servers to wait at least 5 minutes. */
+  socketTimeout: duration.prefault('5m'),
+});
+
+const apiKey = z.strictObject({ name: z.string().min(1), key: z.string().min(16) });
+
+const http = z.strictObject({
+  listen: hostPort.default('127.0.0.1:8025'),
+  apiKeys: z.array(apiKey).default([]),
+  /** Largest request body, in bytes (a batch of raw messages). */
+  bodyLimit: z.number().int().positive().default(64 * 1024 * 1024),
+});
+
+const timeouts = z.strictObject({
+  connect: duration.prefault('30s'),
+  greeting: duration.prefault('5m'),
+  ehlo: duration.prefault('5m'),
+  starttls: duration.prefault('2m'),
+  mail: duration.prefault('5m'),
+  rcpt: duration.prefault('5m'),
+  dataInit: duration.prefault('2m'),
+  dataBlock: duration.prefault('3m'),
+  dataDone: duration.prefault('10m'),
+  quit: duration.prefault('5s'),
+});
+
+const route = z.strictObject({
+  domain,
+  /** Fixed next hops, tried in order, instead of MX lookup (a smarthost). */
+  hosts: z.array(hostPort).min(1),
+});
+
+const delivery = z.strictObject({
+  helo: z.string().optional(),
+  /** Destination SMTP port; 25 unless a test world or a smarthost needs another. */
+  port: z.number().int().min(1).max(65535).default(25),
+  ports: z.record(z.string(), z.number().int().min(1).max(65535)).default({}),
+  routes: z.array(route).default([]),
+  localAddress: z.string().optional(),
+  maxConnectionsPerDestination: z.number().int().min(1).default(20),
+  maxConnectionsTotal: z.number().int().min(1).default(400),
+  maxRecipientsPerTransaction: z.number().int().min(1).default(100),
+  maxMessagesPerConnection: z.number().int().min(1).default(1000),
+  /** How long an idle connection waits for more mail to the same destination. */
+  idleTimeout: duration.prefault('5s'),
+  tls: z.enum(['opportunistic', 'required', 'disabled']).default('opportunistic'),
+  timeouts: timeouts.prefault({}),
+});
+
+export const queueSchema = z.strictObject({
+  /** Delays between attempts; the last one repeats. Jitter spreads retries (fraction, ±). */
+  retry: z.array(duration).min(1).prefault(['1m', '5m', '10m', '30m', '1h', '2h', '4h']),
+  jitter: z.number().min(0).max(0.5).default(0.1),
+  /** Past this age a recipient expires (Postfix's maximal_queue_lifetime is also 5 days). */
+  maxAge: duration.prefault('5d'),
+});
+
+const dns = z.strictObject({
+  servers: z.array(hostPort).optional(),
+  timeout: duration.prefault('5s'),
+  tries: z.number().int().min(1).default(2),
+  cache: duration.prefault('60s'),
+  ipv6: z.boolean().default(true),
+});
+
+const spool = z.strictObject({
+  /**
+   * The most recipients held in memory, ready for delivery. More stay in the store and are
+   * loaded as room frees up, so memory does not grow with the queue.
+   */
+  window: z.number().int().min(100).default(20_000),
+  /** fsync on every commit (FULL) or trust the OS (NORMAL, loses the last commits on power loss). */
+  sync: z.enum(['full', 'normal']).default('full'),
+});
+
+const records = z.strictObject({
+  /** Accounting files rotate at this size (bytes) or every hour, whichever first. */
+  rotateBytes: z.number().int().min(4096).default(256 * 1024 * 1024),
+  /** Records stay queryable in the store for this long. */
+  retention: duration.prefault('30d'),
+});
+
+export const configSchema = z.strictObject({
+  hostname: z.string().default('localhost'),
+  dataDir: z.string().default('./data'),
+  smtp: smtp.prefault({}),
+  http: http.prefault({}),
+  delivery: delivery.prefault({}),
+  queues: z.record(z.string().regex(/^[a-z0-9_-]+$/), queueSchema).default({}),
+  dns: dns.prefault({}),
+  spool: spool.prefault({}),
+  records: records.prefault({}),
+  log: z.strictObject({ level: z.string().default('info') }).prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type QueueConfig = z.output<typeof queueSchema>;
+export type DeliveryTimeouts = z.output<typeof timeouts>;

@@ -1,0 +1,130 @@
+/**
+ * Intake policy, shared by SMTP and HTTP: who may send through the engine, the limits, the
+ * message checks, and the hand-over to the scheduler, which answers once the message is
+ * durable. Every refusal gets a Rejected record and a coded reason.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { SmtpReply } from '../delivery/reply.js';
+import type { RejectedRecord } from '../records/types.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import { newMessageId } from '../spool/ids.js';
+import type { AcceptedMessage, NewMessage, Spool } from '../spool/spool.js';
+import { isRefusal, prepareMessage, type IntakeRefusal } from './message.js';
+import { NetworkSet } from './networks.js';
+
+/** A message offered by a client, before checks. */
+export interface Offer {
+  sender: string;
+  recipients: string[];
+  raw: Buffer;
+  queue: string;
+  via: 'smtp' | 'http';
+  client: { ip?: string; user?: string; apiKey?: string; helo?: string; tls?: boolean };
+}
+
+/** The outcome of an offer: accepted (durable) or refused with a reason. */
+export type OfferResult =
+  | { ok: true; accepted: AcceptedMessage }
+  | { ok: false; refusal: IntakeRefusal | StorageRefusal };
+
+/** A refusal that is not about the message itself. */
+export interface StorageRefusal {
+  reason: 'storage' | 'batch-refused';
+  code: number;
+  enhanced: string;
+  text: string;
+}
+
+const STORAGE_FULL: StorageRefusal = {
+  reason: 'storage',
+  code: 452,
+  enhanced: '4.3.1',
+  text: 'Insufficient system storage, try again later',
+};
+
+/** For the other messages of a batch in which one was refused: nothing partial is queued. */
+const NOT_QUEUED: StorageRefusal = {
+  reason: 'batch-refused',
+  code: 554,
+  enhanced: '5.6.0',
+  text: 'Not queued: another message of the same batch was refused',
+};
+
+function isRefused(p: NewMessage | IntakeRefusal): p is IntakeRefusal {
+  return 'reason' in p;
+}
+
+/** Applies intake policy and queues messages. */
+export class Intake {
+  private readonly relayNetworks: NetworkSet;
+
+  constructor(
+    private readonly config: Config,
+    private readonly scheduler: Scheduler,
+    private readonly spool: Spool,
+    private readonly log: Logger,
+  ) {
+    this.relayNetworks = new NetworkSet(config.smtp.allowedNetworks);
+  }
+
+  /** Whether a client may relay: authenticated, or from an allowed network. */
+  mayRelay(ip: string, user?: string): boolean {
+    return user !== undefined || this.relayNetworks.has(ip);
+  }
+
+  /** Checks and stores messages atomically: all of them are queued, or none. */
+  async offer(offers: Offer[]): Promise<OfferResult[]> {
+    const prepared = offers.map((o) => this.prepare(o));
+    if (prepared.some(isRefused)) {
+      return prepared.map((p) => ({ ok: false, refusal: isRefused(p) ? p : NOT_QUEUED }));
+    }
+    try {
+      const accepted = await this.scheduler.accept(prepared as NewMessage[]);
+      return accepted.map((a) => ({ ok: true, accepted: a }));
+    } catch (err) {
+      this.log.error({ err }, 'spool write failed; messages refused with 452');
+      return offers.map(() => ({ ok: false, refusal: STORAGE_FULL }));
+    }
+  }
+
+  private prepare(o: Offer): NewMessage | IntakeRefusal {
+    const messageId = newMessageId();
+    const body = prepareMessage(o.raw, {
+      hostname: this.config.hostname,
+      messageId,
+      helo: o.client.helo,
+      clientIp: o.client.ip,
+      protocol: protocolName(o),
+      recipient: o.recipients.length === 1 ? o.recipients[0] : undefined,
+      now: new Date(),
+    });
+    if (isRefusal(body)) return body;
+    return {
+      id: messageId,
+      sender: o.sender,
+      recipients: o.recipients,
+      body,
+      queue: o.queue,
+      maxAgeMs: this.scheduler.queue(o.queue).maxAge,
+      via: o.via,
+      client: { ip: o.client.ip, user: o.client.user, apiKey: o.client.apiKey },
+    };
+  }
+
+  /** Writes a Rejected record for a refusal (not awaited: it is accounting, not state). */
+  rejected(r: Omit<RejectedRecord, 'type' | 'at'>): void {
+    this.spool.note({ type: 'Rejected', at: new Date().toISOString(), ...r });
+  }
+}
+
+/** The "with" word of the Received field (RFC 3848). */
+function protocolName(o: Offer): string {
+  if (o.via === 'http') return 'HTTP';
+  return `ESMTP${o.client.tls ? 'S' : ''}${o.client.user ? 'A' : ''}`;
+}
+
+/** A refusal as an SMTP reply value. */
+export function refusalReply(r: { code: number; enhanced: string; text: string }): SmtpReply {
+  return { code: r.code, enhanced: r.enhanced, text: r.text };
+}

@@ -1,0 +1,108 @@
+/**
+ * Prometheus metrics, served at /metrics. Outcome counters are fed from committed records, so
+ * they agree with the accounting; gauges are read when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AttemptRecord, StoredRecord } from '../records/types.js';
+
+/** Sources that gauges read when scraped. */
+export interface GaugeSources {
+  queueSizes: () => Map<string, number>;
+  outboundConnections: () => number;
+  inboundConnections: () => number;
+  readyInMemory: () => number;
+}
+
+const OUTCOME: Partial<Record<StoredRecord['type'], string>> = {
+  Delivery: 'delivered',
+  TransientFailure: 'deferred',
+  Bounce: 'bounced',
+  Expiration: 'expired',
+  Rejected: 'rejected',
+};
+
+/** The engine's metrics registry. */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly received: Counter;
+  private readonly outcomes: Counter;
+  readonly injectionLatency: Histogram;
+  private readonly deliveryLatency: Histogram;
+
+  constructor(sources: GaugeSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'gridpost_process_' });
+    this.received = new Counter({
+      name: 'gridpost_messages_received_total',
+      help: 'Messages accepted into the spool',
+      labelNames: ['via'],
+      registers,
+    });
+    this.outcomes = new Counter({
+      name: 'gridpost_recipient_outcomes_total',
+      help: 'Recipient outcomes: delivered, deferred, bounced, expired, rejected',
+      labelNames: ['outcome'],
+      registers,
+    });
+    // Seconds from the last DATA byte (or the HTTP request) to the durable acknowledgement.
+    this.injectionLatency = new Histogram({
+      name: 'gridpost_injection_latency_seconds',
+      help: 'Time from a complete message to its durable acknowledgement',
+      labelNames: ['via'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.deliveryLatency = new Histogram({
+      name: 'gridpost_delivery_latency_seconds',
+      help: 'Time from reception to delivery, per delivered recipient',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400],
+      registers,
+    });
+    this.gauges(sources);
+  }
+
+  private gauges(s: GaugeSources): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'gridpost_queue_recipients',
+      help: 'Recipients waiting or in delivery, per queue',
+      labelNames: ['queue'],
+      registers,
+      collect() {
+        for (const [queue, n] of s.queueSizes()) this.set({ queue }, n);
+      },
+    });
+    new Gauge({
+      name: 'gridpost_connections_open',
+      help: 'Open SMTP connections',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.set({ direction: 'outbound' }, s.outboundConnections());
+        this.set({ direction: 'inbound' }, s.inboundConnections());
+      },
+    });
+    new Gauge({
+      name: 'gridpost_ready_recipients',
+      help: 'Recipients in memory waiting for a connection',
+      registers,
+      collect() {
+        this.set(s.readyInMemory());
+      },
+    });
+  }
+
+  /** Counts committed records. */
+  observe(records: StoredRecord[]): void {
+    for (const r of records) {
+      if (r.type === 'Reception') this.received.inc({ via: r.via });
+      const outcome = OUTCOME[r.type];
+      if (outcome) this.outcomes.inc({ outcome });
+      if (r.type === 'Delivery') this.observeDelivery(r);
+    }
+  }
+
+  private observeDelivery(r: AttemptRecord): void {
+    this.deliveryLatency.observe(r.timings.sinceReceptionMs / 1000);
+  }
+}

@@ -1,0 +1,49 @@
+/** Builds the records of delivery outcomes from a recipient and what happened to it. */
+import type { SmtpReply } from '../delivery/reply.js';
+import type { QueuedRecipient } from '../spool/spool.js';
+import type { AttemptDetails, AttemptRecord, ExpirationRecord } from './types.js';
+
+/** The record of one attempt for one recipient. */
+export function attemptRecord(
+  type: AttemptRecord['type'],
+  r: QueuedRecipient,
+  details: AttemptDetails,
+  at: number,
+  nextAttemptAt?: number,
+): AttemptRecord {
+  return {
+    type,
+    at: new Date(at).toISOString(),
+    messageId: r.messageId,
+    recipientId: r.id,
+    recipient: r.address,
+    sender: r.sender,
+    domain: r.domain,
+    queue: r.queue,
+    ...details,
+    ...(nextAttemptAt !== undefined ? { nextAttemptAt: new Date(nextAttemptAt).toISOString() } : {}),
+  };
+}
+
+/** The record of a recipient that reached its maximum age. */
+export function expirationRecord(
+  r: QueuedRecipient,
+  at: number,
+  reply: SmtpReply,
+  lastReply?: SmtpReply,
+): ExpirationRecord {
+  return {
+    type: 'Expiration',
+    at: new Date(at).toISOString(),
+    messageId: r.messageId,
+    recipientId: r.id,
+    recipient: r.address,
+    sender: r.sender,
+    domain: r.domain,
+    queue: r.queue,
+    attempts: r.attempts,
+    ageMs: at - r.receivedAt,
+    reply,
+    ...(lastReply ? { lastReply } : {}),
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * Records: one typed accounting event about a message or a recipient. Records are the product's
+ * feedback (accounting files, the API, later webhooks), never diagnostics: those go to pino.
+ */
+import type { SmtpReply } from '../delivery/reply.js';
+
+export type RecordType =
+  | 'Reception'
+  | 'Delivery'
+  | 'TransientFailure'
+  | 'Bounce'
+  | 'Expiration'
+  | 'Rejected';
+
+/** Fields every record has. `at` is ISO-8601 UTC. */
+interface RecordBase {
+  type: RecordType;
+  at: string;
+  messageId?: string;
+  queue?: string;
+}
+
+/** A message accepted into the spool (one record per message, listing its recipients). */
+export interface ReceptionRecord extends RecordBase {
+  type: 'Reception';
+  messageId: string;
+  sender: string;
+  size: number;
+  recipients: { id: string; address: string }[];
+  via: 'smtp' | 'http';
+  client: { ip?: string; user?: string; apiKey?: string };
+}
+
+/** Where and how one delivery attempt went: the remote host, our source, the reply, TLS. */
+export interface AttemptDetails {
+  attempt: number;
+  mxHost?: string;
+  mxIp?: string;
+  localIp?: string;
+  tls?: boolean;
+  stage?: string;
+  reply: SmtpReply;
+  /**
+   * Milliseconds: since reception, queued before this attempt (since it became due), and
+   * spent in the SMTP transaction.
+   */
+  timings: { sinceReceptionMs: number; queuedMs: number; transactionMs?: number };
+}
+
+/** Outcome of an attempt for one recipient. */
+export interface AttemptRecord extends RecordBase, AttemptDetails {
+  type: 'Delivery' | 'TransientFailure' | 'Bounce';
+  messageId: string;
+  recipientId: string;
+  recipient: string;
+  sender: string;
+  domain: string;
+  /** For TransientFailure: when the next attempt is due (ISO-8601). */
+  nextAttemptAt?: string;
+}
+
+/** A recipient that reached its queue's maximum age without a final outcome. */
+export interface ExpirationRecord extends RecordBase {
+  type: 'Expiration';
+  messageId: string;
+  recipientId: string;
+  recipient: string;
+  sender: string;
+  domain: string;
+  attempts: number;
+  ageMs: number;
+  reply: SmtpReply;
+  lastReply?: SmtpReply;
+}
+
+/** Something refused at intake: a recipient (relay denied) or a whole message (too big...). */
+export interface RejectedRecord extends RecordBase {
+  type: 'Rejected';
+  via: 'smtp' | 'http';
+  sender?: string;
+  recipient?: string;
+  reason: string;
+  reply: SmtpReply;
+  client: { ip?: string; user?: string };
+}
+
+export type GridpostRecord =
+  | ReceptionRecord
+  | AttemptRecord
+  | ExpirationRecord
+  | RejectedRecord;
+
+/** A record as stored, with its position in the store (a cursor for later consumers). */
+export type StoredRecord = GridpostRecord & { seq: number };
