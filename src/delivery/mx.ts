@@ -155,7 +155,10 @@ export class MxResolver {
 
   #mxFailed(domain: string, code: string): Route | Promise<Route> {
     if (code === 'ENOTFOUND') {
-      return { kind: 'nxdomain', reply: localReply(550, '5.1.2', `domain ${domain} does not exist`) };
+      return {
+        kind: 'nxdomain',
+        reply: localReply(550, '5.1.2', `domain ${domain} does not exist`),
+      };
     }
     if (code === 'ENODATA') return this.#implicit(domain);
     if (code === 'EBADNAME') return invalidDomain(domain);
@@ -170,7 +173,9 @@ export class MxResolver {
       return { kind: 'hosts', hosts, implicit: true };
     }
     if (found.temporary) {
-      return temporary(`DNS temporary failure looking up addresses of ${domain}: ${found.temporary}`);
+      return temporary(
+        `DNS temporary failure looking up addresses of ${domain}: ${found.temporary}`,
+      );
     }
     const text = `domain ${domain} has no MX and no address records`;
     return { kind: 'nxdomain', reply: localReply(550, '5.1.2', text) };
@@ -185,7 +190,8 @@ export class MxResolver {
       .filter((h) => h.addresses.length > 0);
     if (hosts.length > 0) return { kind: 'hosts', hosts, implicit: false };
     const failed = found.find((f) => f.temporary)?.temporary;
-    if (failed) return temporary(`DNS temporary failure looking up MX hosts of ${domain}: ${failed}`);
+    if (failed)
+      return temporary(`DNS temporary failure looking up MX hosts of ${domain}: ${failed}`);
     return temporary(`no MX host of ${domain} has an address`);
   }
 
@@ -206,7 +212,7 @@ export class MxResolver {
   #shuffled(route: Route): Route {
     if (route.kind !== 'hosts') return route;
     const hosts = route.hosts.map((h) => ({ ...h, addresses: [...h.addresses] }));
-    for (let start = 0; start < hosts.length; ) {
+    for (let start = 0; start < hosts.length;) {
       let end = start + 1;
       while (end < hosts.length && hosts[end]?.preference === hosts[start]?.preference) end++;
       this.#shuffleRange(hosts, start, end);
@@ -234,7 +240,9 @@ function domainKey(domain: string): string {
 }
 
 /** Sorted by preference, each name once (at its best preference), capped at MAX_MX_HOSTS. */
-function bestRecords(records: { exchange: string; priority: number }[]): Omit<MxHost, 'addresses'>[] {
+function bestRecords(
+  records: { exchange: string; priority: number }[],
+): Omit<MxHost, 'addresses'>[] {
   const best = new Map<string, number>();
   for (const r of records) {
     // A '.' among real MX records is a misconfigured Null MX (RFC 7505 §3): skip it.

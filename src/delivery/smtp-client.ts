@@ -152,7 +152,9 @@ export class ReplyParser {
       if (bad) return bad;
       start = lf + 1;
     }
-    if (buf.length - start > MAX_LINE_BYTES) return `reply line longer than ${MAX_LINE_BYTES} bytes`;
+    if (buf.length - start > MAX_LINE_BYTES) {
+      return `reply line longer than ${MAX_LINE_BYTES} bytes`;
+    }
     // Copy the tail so a large chunk is not kept alive by a few bytes of it.
     if (start < buf.length) this.#rest = Buffer.from(buf.subarray(start));
     return null;
@@ -219,7 +221,7 @@ export function* dataBlocks(body: Buffer): Generator<Buffer> {
   let size = 0;
   for (const piece of dataPieces(body)) {
     if (size + piece.length > BLOCK_BYTES && batch.length > 0) {
-      yield batch.length === 1 ? piece0(batch) : Buffer.concat(batch, size);
+      yield joined(batch, size);
       batch = [];
       size = 0;
     }
@@ -232,13 +234,12 @@ export function* dataBlocks(body: Buffer): Generator<Buffer> {
     batch.push(piece);
     size += piece.length;
   }
-  if (batch.length > 0) yield batch.length === 1 ? piece0(batch) : Buffer.concat(batch, size);
+  if (batch.length > 0) yield joined(batch, size);
 }
 
-function piece0(batch: Buffer[]): Buffer {
-  const first = batch[0];
-  if (!first) throw new Error('dataBlocks: empty batch');
-  return first;
+/** One buffer of the pieces: the piece itself when alone (no copy). */
+function joined(batch: Buffer[], size: number): Buffer {
+  return batch.length === 1 && batch[0] ? batch[0] : Buffer.concat(batch, size);
 }
 
 /** Why the connection failed under a read, a write or a wait. */
@@ -328,7 +329,9 @@ class Wire {
     // Anything the server sent after its 220 was sent before TLS and may be an injection
     // attempt (the mirror of CVE-2011-0411): refuse rather than read it as a TLS reply.
     if (this.#replies.length > 0 || this.#parser.buffered) {
-      return Promise.resolve(this.#die({ cause: 'protocol', message: 'data after STARTTLS reply' }));
+      return Promise.resolve(
+        this.#die({ cause: 'protocol', message: 'data after STARTTLS reply' }),
+      );
     }
     const plain = this.#socket;
     plain.off('data', this.#receive);
@@ -597,7 +600,9 @@ export class SmtpSession {
 
   /** Sends one message to the envelope's recipients; resets first if the last one aborted. */
   async send(env: Envelope, body: Buffer): Promise<TransactionResult> {
-    if (env.recipients.length === 0) throw new Error('SmtpSession.send: envelope has no recipients');
+    if (env.recipients.length === 0) {
+      throw new Error('SmtpSession.send: envelope has no recipients');
+    }
     this.#enter('send');
     try {
       return await this.#transact(new Transaction(env, body, this.#wire, this.#timeouts));
@@ -660,7 +665,8 @@ export class SmtpSession {
       // Usually a 421 sent before the server's idle close; anything else is a desync.
       this.destroy();
       if (unsolicited.code === 421) t.closeWith(unsolicited);
-      else t.fault('mail', { cause: 'protocol', message: `unsolicited ${formatReply(unsolicited)}` });
+      else
+        t.fault('mail', { cause: 'protocol', message: `unsolicited ${formatReply(unsolicited)}` });
       return false;
     }
     if (this.usable) return true;
@@ -774,14 +780,15 @@ class Transaction {
       if (hasControlChars(r)) this.finals[i] = bad;
       else this.sendList.push(i);
     });
-    this.mailCommand = `MAIL FROM:<${this.env.from}>${mailParameters(this.env, this.body, ext)}\r\n`;
+    const params = mailParameters(this.env, this.body, ext);
+    this.mailCommand = `MAIL FROM:<${this.env.from}>${params}\r\n`;
     if (this.sendList.length > 0) return true;
     this.mail = localReply(501, '5.1.3', 'no valid recipient address');
     return false;
   }
 
   rcptCommand(n: number): string {
-    return `RCPT TO:<${this.env.recipients[this.sendList[n] ?? -1] ?? ''}>\r\n`;
+    return `RCPT TO:<${this.env.recipients[this.rcptIndex(n)] ?? ''}>\r\n`;
   }
 
   /** The recipient behind the n-th RCPT. */

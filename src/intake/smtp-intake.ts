@@ -18,7 +18,7 @@ import {
 } from './smtp-server.js';
 import type { TlsMaterial } from './tls.js';
 
-const RELAY_DENIED: IntakeReply = { code: 554, enhanced: '5.7.1', text: 'Relay access denied' };
+const RELAY_DENIED = { code: 554, enhanced: '5.7.1', text: 'Relay access denied' };
 
 /** Builds the SMTP intake server for an engine. */
 export function createSmtpIntake(
@@ -69,7 +69,7 @@ function rcptToProblem(intake: Intake, c: ClientInfo, address: string): IntakeRe
     via: 'smtp',
     recipient: address,
     reason: 'relay-denied',
-    reply: RELAY_DENIED,
+    reply: refusalReply(RELAY_DENIED),
     client: { ip: c.remoteAddress },
   });
   return RELAY_DENIED;

@@ -33,7 +33,7 @@ export interface ReceiverOptions {
   script?: ReceiverScript;
   /** SIZE limit in bytes; default 50 MiB. Bigger bodies are read, not kept, and get a 552. */
   maxMessageBytes?: number;
-  /** Keep only the latest n stored messages (for long benchmarks); default: keep all. */
+  /** For long benchmarks: keep at least the latest n stored messages, at most 2n; default all. */
   retainMessages?: number;
 }
 
@@ -92,6 +92,9 @@ export class Receiver {
 
   /** Starts listening; rejects when the address or port cannot be bound. */
   static async start(opts: ReceiverOptions): Promise<Receiver> {
+    if (opts.requireTls && !opts.starttls) {
+      throw new Error('Receiver: requireTls needs starttls: true, or no client could ever send');
+    }
     const secureContext = opts.starttls ? await testSecureContext() : undefined;
     const receiver = new Receiver(opts, secureContext);
     await receiver.listen(opts.port);
@@ -172,14 +175,14 @@ export class Receiver {
 
   private accept(socket: Socket): void {
     const id = ++this.lastConnection;
-    const record = { id, remoteAddress: socket.remoteAddress ?? '', openedAt: Date.now() };
-    const connection: ConnectionRecord = { ...record, tls: false };
+    const session = new Session(this.sessionHost, socket, id);
+    const { remoteAddress, openedAt } = session.info;
+    const connection: ConnectionRecord = { id, remoteAddress, openedAt, tls: false };
     this.connections.push(connection);
     this.open.set(id, connection);
+    this.sessions.set(id, session);
     this.concurrent++;
     this.peak = Math.max(this.peak, this.concurrent);
-    const session = new Session(this.sessionHost, socket, id);
-    this.sessions.set(id, session);
     session.begin();
   }
 
@@ -235,8 +238,10 @@ export class Receiver {
   private waitTimeout(n: number, timeoutMs: number): Error {
     const tail = this.lines.toArray().slice(-TRANSCRIPT_IN_ERRORS).join('\n  ');
     const got = `${this.stored} message(s) stored`;
-    return new Error(`Receiver ${this.label()}: wanted ${n} within ${timeoutMs} ms, ${got}.\n` +
-      `Last transcript lines:\n  ${tail}`);
+    return new Error(
+      `Receiver ${this.label()}: wanted ${n} within ${timeoutMs} ms, ${got}.\n` +
+        `Last transcript lines:\n  ${tail}`,
+    );
   }
 
   private label(): string {

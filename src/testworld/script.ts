@@ -10,10 +10,7 @@
  *   connection once n body bytes have arrived (or at the end of a shorter body).
  */
 export type ReceiverAction =
-  | string
-  | { stall: true }
-  | { disconnect: true }
-  | { disconnectAfterBytes: number };
+  string | { stall: true } | { disconnect: true } | { disconnectAfterBytes: number };
 
 /** What the receiver knows about one connection. `tls` and `helo` change during the session. */
 export interface ConnInfo {

@@ -61,6 +61,7 @@ export class Session {
   private dropAfterBytes = Infinity;
   private finished = false;
   private readonly onData = (chunk: Buffer): void => this.feed(chunk);
+  private readonly onIdle = (): void => void this.reply('421 4.4.2 Idle timeout, closing');
   private readonly commands = new Map<string, (arg: string) => void>([
     ['EHLO', (a) => this.hello(a, true)],
     ['HELO', (a) => this.hello(a, false)],
@@ -96,7 +97,7 @@ export class Session {
     socket.on('data', this.onData);
     socket.on('error', () => socket.destroy());
     socket.once('close', () => this.ended());
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => this.reply('421 4.4.2 Idle timeout, closing'));
+    socket.setTimeout(IDLE_TIMEOUT_MS, this.onIdle);
     const banner = this.hook((s) => s.onConnect?.(this.info)) ?? `220 ${this.host.hostname} ESMTP`;
     const code = this.run(banner);
     if (code !== 0 && !positive(code)) this.refused = true;
@@ -275,8 +276,18 @@ export class Session {
     const { id, remoteAddress, localAddress, tls, helo } = this.info;
     const { from, accepted } = txn;
     const queueId = this.host.nextQueueId();
-    return { connectionId: id, remoteAddress, localAddress, tls, helo, from, to: accepted, data,
-      at: Date.now(), queueId };
+    return {
+      connectionId: id,
+      remoteAddress,
+      localAddress,
+      tls,
+      helo,
+      from,
+      to: accepted,
+      data,
+      at: Date.now(),
+      queueId,
+    };
   }
 
   private rset(): void {
@@ -306,8 +317,11 @@ export class Session {
     this.pending = null;
     raw.removeListener('data', this.onData);
     raw.uncork();
+    // Once wrapped, bytes flow through the TLS socket: only its timer sees the activity.
+    raw.setTimeout(0);
     const secure = new TLSSocket(raw, { isServer: true, secureContext });
     this.socket = secure;
+    secure.setTimeout(IDLE_TIMEOUT_MS, this.onIdle);
     secure.on('data', this.onData);
     secure.on('error', () => secure.destroy());
     secure.once('secure', () => this.secured());
@@ -342,7 +356,9 @@ export class Session {
   }
 
   /** Calls a script hook, turning an exception into a 451 and a recorded error. */
-  private hook(call: (s: ReceiverScript) => ReceiverAction | undefined): ReceiverAction | undefined {
+  private hook(
+    call: (s: ReceiverScript) => ReceiverAction | undefined,
+  ): ReceiverAction | undefined {
     try {
       return call(this.host.script());
     } catch (err) {

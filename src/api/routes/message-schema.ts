@@ -33,17 +33,18 @@ export const messageSchema = {
   },
 } as const;
 
-/** One message, or { messages: [...] } with up to 1,000 of them. */
+/** One message, or { messages: [...] } with up to 1,000 of them. if/then/else (not anyOf) so
+ * that a validation error names the field of the form that was meant. */
 export const messageBodySchema = {
-  anyOf: [
-    {
-      type: 'object',
-      additionalProperties: false,
-      required: ['messages'],
-      properties: { messages: { type: 'array', items: messageSchema, minItems: 1, maxItems: 1000 } },
-    },
-    messageSchema,
-  ],
+  type: 'object',
+  if: { required: ['messages'] },
+  then: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['messages'],
+    properties: { messages: { type: 'array', items: messageSchema, minItems: 1, maxItems: 1000 } },
+  },
+  else: messageSchema,
 } as const;
 
 /** A message as the API takes it (validated against messageSchema). */

@@ -24,7 +24,7 @@ export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const items = body.messages ?? [body];
       const offers = await Promise.all(items.map((m, i) => toOffer(ctx, m, i, req.apiKeyName)));
       const results = await ctx.intake.offer(offers);
-      const refusedAt = results.findIndex((r) => !r.ok);
+      const refusedAt = results.findIndex((r) => !r.ok && r.refusal.reason !== 'batch-refused');
       if (refusedAt >= 0) throw refusalError(results[refusedAt]!, refusedAt);
       ctx.metrics.injectionLatency.observe({ via: 'http' }, (performance.now() - started) / 1000);
       const messages = results.map((r) => (r.ok ? summary(r.accepted) : null));
