@@ -110,6 +110,12 @@ const spool = z.strictObject({
    * loaded as room frees up, so memory does not grow with the queue.
    */
   window: z.number().int().min(100).default(20_000),
+  /**
+   * Group commit window: how long the first write of a group waits for others before the
+   * group is committed with one fsync. Longer means fewer fsyncs and more throughput, at the
+   * cost of that much added latency on each acknowledgement.
+   */
+  commitWindow: duration.prefault('2ms'),
   /** fsync on every commit (FULL) or trust the OS (NORMAL, loses the last commits on power loss). */
   sync: z.enum(['full', 'normal']).default('full'),
 });

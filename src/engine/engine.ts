@@ -71,7 +71,7 @@ export class Engine {
   static async start(config: Config, opts: EngineOptions = {}): Promise<Engine> {
     const log = opts.log ?? pino({ level: config.log.level, name: 'gridpost' });
     const db = openStore(config.dataDir, config.spool.sync);
-    const committer = new Committer(db);
+    const committer = new Committer(db, config.spool.commitWindow);
     const journal = new Journal(join(config.dataDir, 'records'), config.records.rotateBytes);
     const recorder = new Recorder(db, journal);
     const spool = new Spool(db, committer, recorder);
@@ -133,7 +133,7 @@ export class Engine {
     this.committer.flush();
     await this.journal.close();
     this.db.close();
-    this.log.info('engine stopped');
+    this.log.info({ commits: this.committer.stats }, 'engine stopped');
   }
 
   private prune(): void {

@@ -24,10 +24,23 @@ export class Journal {
     mkdirSync(dir, { recursive: true });
   }
 
-  /** Appends records as lines to the current file. */
+  private pending: string[] = [];
+  private flushScheduled = false;
+
+  /** Appends records as lines to the current file (written once per event-loop turn). */
   append(records: StoredRecord[]): void {
-    if (records.length === 0) return;
-    const text = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    for (const r of records) this.pending.push(JSON.stringify(r));
+    if (this.flushScheduled || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Writes the lines collected so far in one write. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('\n') + '\n';
+    this.pending = [];
     this.current(text.length).write(text);
     this.bytes += text.length;
   }
@@ -56,6 +69,7 @@ export class Journal {
 
   /** Flushes and closes the current file. */
   close(): Promise<void> {
+    this.flush();
     const s = this.stream;
     this.stream = null;
     if (!s) return Promise.resolve();

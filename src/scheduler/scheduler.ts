@@ -39,6 +39,11 @@ export const EXPIRED_REPLY = localReply(
 /** Schedules attempts, retries and expiry. */
 export class Scheduler {
   private inMemory = 0;
+  /**
+   * The earliest time at which the store may hold a due, unleased recipient (0 = unknown, so
+   * look). Outcomes call refill often; this keeps them from querying a store with nothing due.
+   */
+  private storeDueAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private dispatch: DispatchFn = () => {};
@@ -89,7 +94,7 @@ export class Scheduler {
       throw err;
     }
     if (leased) for (const a of accepted) a.recipients.forEach((r) => this.dispatch(r));
-    else this.wakeAt(this.now());
+    else this.storeDueIn(this.now());
     return accepted;
   }
 
@@ -127,29 +132,33 @@ export class Scheduler {
     // The last chance is the expiry itself: the recipient is then taken and expired.
     const next = Math.min(retryAt, r.expiresAt);
     const record = attemptRecord('TransientFailure', r, details, now, next);
-    this.opts.spool.defer(r, next, details.reply, record);
-    this.wakeAt(next);
+    // Only once the deferral is committed can the store's due-index show it.
+    this.opts.spool.defer(r, next, details.reply, record, () => this.storeDueIn(next));
+  }
+
+  /** Notes that the store holds a recipient due at `at`, and wakes then. */
+  private storeDueIn(at: number): void {
+    this.storeDueAt = Math.min(this.storeDueAt, at);
+    this.wakeAt(at);
   }
 
   /** Fills free room in the window with recipients due in the store. */
   private refill(): void {
     if (this.stopped) return;
     const room = this.opts.window - this.inMemory;
-    if (room <= 0) return; // an outcome will free room and call again
     const now = this.now();
+    if (room <= 0 || now < this.storeDueAt) return; // outcomes or the timer call again
     const due = this.opts.spool.takeDue(now, room);
     this.inMemory += due.length;
     for (const r of due) {
       if (now >= r.expiresAt) this.expire(r);
       else this.dispatch(r);
     }
-    this.scheduleNextWake(due.length === room);
-  }
-
-  private scheduleNextWake(windowFilled: boolean): void {
-    if (windowFilled) return; // more may be due, but there is no room; outcomes call refill
-    const next = this.opts.spool.nextDueAt();
-    if (next !== null) this.wakeAt(next);
+    if (due.length < room) {
+      // The store has nothing more due now: learn when it next will.
+      this.storeDueAt = this.opts.spool.nextDueAt() ?? Infinity;
+      if (this.storeDueAt !== Infinity) this.wakeAt(this.storeDueAt);
+    }
   }
 
   /** Sets the timer to `at` unless it is already due earlier. */

@@ -10,6 +10,7 @@ import type { SmtpReply } from '../delivery/reply.js';
 import type { Recorder } from '../records/recorder.js';
 import type { GridpostRecord, ReceptionRecord, StoredRecord } from '../records/types.js';
 import type { Committer } from './committer.js';
+import { BodyCache } from './body-cache.js';
 import { newMessageId, recipientId } from './ids.js';
 import type { Db } from './store.js';
 
@@ -60,6 +61,8 @@ export function domainOf(address: string): string {
 export class Spool {
   private readonly stmt: Record<string, Statement>;
   private readonly sizes = new Map<string, number>();
+  /** Bodies of messages whose recipients are in memory now: saves a store read per attempt. */
+  private readonly bodies = new BodyCache(64 * 1024 * 1024);
 
   constructor(
     private readonly db: Db,
@@ -85,6 +88,7 @@ export class Spool {
       messages.forEach((m, i) => stored.push(this.insertMessage(db, m, accepted[i]!, leased)));
     });
     for (const a of accepted) this.bumpQueue(a.recipients[0]!.queue, a.recipients.length);
+    if (leased) messages.forEach((m, i) => this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length));
     this.recorder.publish(stored);
     return accepted;
   }
@@ -130,6 +134,8 @@ export class Spool {
 
   /** The stored body of a message, or null when the message is gone. */
   body(messageId: string): Buffer | null {
+    const cached = this.bodies.get(messageId);
+    if (cached) return cached;
     const row = this.stmt.body!.get(messageId) as { body: Buffer } | undefined;
     return row?.body ?? null;
   }
@@ -137,6 +143,7 @@ export class Spool {
   /** Ends a recipient with its final record(s) (delivered, bounced, expired). Not awaited. */
   complete(r: QueuedRecipient, records: GridpostRecord[], onDone?: () => void): void {
     let stored: StoredRecord[];
+    this.bodies.release(r.messageId);
     this.committer.submitDetached(
       (db) => {
         this.stmt.deleteRecipient!.run(r.id);
@@ -178,14 +185,24 @@ export class Spool {
   }
 
   /** Puts a recipient back in the store until `nextAt`, with the record of this attempt. */
-  defer(r: QueuedRecipient, nextAt: number, lastReply: SmtpReply, record: GridpostRecord): void {
+  defer(
+    r: QueuedRecipient,
+    nextAt: number,
+    lastReply: SmtpReply,
+    record: GridpostRecord,
+    onDone?: () => void,
+  ): void {
     let stored: StoredRecord;
+    this.bodies.release(r.messageId);
     this.committer.submitDetached(
       (db) => {
         this.stmt.defer!.run(r.attempts, nextAt, JSON.stringify(lastReply), r.id);
         stored = this.recorder.insert(db, record);
       },
-      () => this.recorder.publish([stored]),
+      () => {
+        this.recorder.publish([stored]);
+        onDone?.();
+      },
       (err) => this.onWriteError(err),
     );
   }
