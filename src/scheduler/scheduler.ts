@@ -147,7 +147,12 @@ export class Scheduler {
     if (this.stopped) return;
     const room = this.opts.window - this.inMemory;
     const now = this.now();
-    if (room <= 0 || now < this.storeDueAt) return; // outcomes or the timer call again
+    if (room <= 0) return; // an outcome will free room and call again
+    if (now < this.storeDueAt) {
+      // Timers may fire a millisecond before Date.now() reaches their time: re-arm.
+      if (this.storeDueAt !== Infinity) this.wakeAt(this.storeDueAt);
+      return;
+    }
     const due = this.opts.spool.takeDue(now, room);
     this.inMemory += due.length;
     for (const r of due) {
