@@ -4,6 +4,7 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
@@ -40,7 +41,9 @@ export interface ApiContext {
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: ctx.log.child({ role: 'api' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One diagnostics line per request would drown the log at injection rates; errors are
+    // still logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.http.bodyLimit,
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
   });

@@ -30,7 +30,7 @@ export function traceRoute(app: FastifyInstance, ctx: ApiContext): void {
 }
 
 function trace(ctx: ApiContext, q: string) {
-  if (q.includes('@')) return { query: q, waiting: [], records: ctx.recorder.forRecipient(q) };
+  if (q.includes('@')) return traceAddress(ctx, q);
   const messageId = /\.\d+$/.test(q) ? (messageIdOf(q) ?? q) : q;
   const all = ctx.recorder.forMessage(messageId);
   const records = messageId === q ? all : all.filter((r) => touches(r, q));
@@ -41,4 +41,19 @@ function trace(ctx: ApiContext, q: string) {
 function touches(r: { type: string }, recipientId: string): boolean {
   const rec = r as { recipientId?: string; recipients?: { id: string }[] };
   return rec.recipientId === recipientId || !!rec.recipients?.some((x) => x.id === recipientId);
+}
+
+/** An address's records, with the Reception of each of its messages and what still waits. */
+function traceAddress(ctx: ApiContext, address: string) {
+  const own = ctx.recorder.forRecipient(address);
+  const messageIds = [...new Set(own.map((r) => r.messageId).filter((id) => id !== undefined))];
+  const receptions = messageIds.flatMap((id) =>
+    ctx.recorder.forMessage(id).filter((r) => r.type === 'Reception'),
+  );
+  const records = [...receptions, ...own].sort((a, b) => a.seq - b.seq);
+  const lower = address.toLowerCase();
+  const waiting = messageIds.flatMap((id) =>
+    ctx.spool.waiting(id).filter((w) => w.address.toLowerCase() === lower),
+  );
+  return { query: address, waiting, records };
 }

@@ -1,0 +1,85 @@
+/**
+ * The operator contract through the real CLI: `gridpost serve` says where it listens and makes
+ * an API key; `status` and `trace` read a running engine; a bad config stops start-up with the
+ * key named and exit code 78.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { TestWorld } from '../src/testworld/index.js';
+import { CLI, kill9 } from './support/child-engine.js';
+import { injectSmtp, simpleMessage, waitFor } from './support/harness.js';
+
+const run = promisify(execFile);
+
+describe('gridpost CLI', () => {
+  let world: TestWorld;
+  let dir: string;
+  let child: ReturnType<typeof spawn>;
+  let smtpPort = 0;
+  let api = '';
+
+  before(async () => {
+    world = await TestWorld.start();
+    await world.addProvider(['cli.test']);
+    dir = mkdtempSync(join(tmpdir(), 'gridpost-cli-'));
+    writeFileSync(join(dir, 'c.yaml'), `delivery:\n  port: ${world.smtpPort}\nlog:\n  level: warn\n`);
+    const args = ['serve', '--config', join(dir, 'c.yaml'), '--data', dir];
+    child = spawn(process.execPath, [CLI, ...args, '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0'], {
+      env: { ...process.env, GRIDPOST_DNS: world.dns.address },
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const m = await waitFor('the listening line', () =>
+      /SMTP on 127\.0\.0\.1:(\d+), HTTP API on http:\/\/(127\.0\.0\.1:\d+)/.exec(out),
+    );
+    smtpPort = Number(m[1]);
+    api = m[2]!;
+  });
+  after(async () => {
+    if (child) await kill9(child);
+    await world?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates an API key readable only by its owner', () => {
+    assert.equal(statSync(join(dir, 'api-key')).mode & 0o777, 0o600);
+  });
+
+  it('shows status and traces a recipient through the API', async () => {
+    const res = await injectSmtp(smtpPort, 'a@sender.test', ['ann@cli.test'], simpleMessage('a@sender.test', 'ann@cli.test'));
+    const id = /queued as (\S+)/.exec(res.data?.text ?? '')![1]!;
+    const common = ['--api', api, '--data', dir];
+    await waitFor('delivery', async () => {
+      const { stdout } = await run(process.execPath, [CLI, 'status', '--json', ...common]);
+      return JSON.parse(stdout).counters.delivered === 1;
+    });
+    const status = await run(process.execPath, [CLI, 'status', ...common]);
+    assert.match(status.stdout, /delivered\s+1/);
+    assert.match(status.stdout, /default\s+0/);
+    for (const query of ['ann@cli.test', id, `${id}.1`]) {
+      const trace = await run(process.execPath, [CLI, 'trace', query, ...common]);
+      assert.match(trace.stdout, /Reception .*from=<a@sender\.test>/, query);
+      assert.match(trace.stdout, /Delivery .*<ann@cli\.test> attempt=1 mx=mx\.cli\.test/, query);
+    }
+  });
+
+  it('says what is wrong when the engine is not found or the key is wrong', async () => {
+    const wrongKey = run(process.execPath, [CLI, 'status', '--api', api, '--key', 'x'.repeat(20)]);
+    await assert.rejects(wrongKey, (e: { stderr: string; code: number }) => {
+      return /E_AUTH_INVALID/.test(e.stderr) && e.code === 1;
+    });
+  });
+
+  it('stops start-up on a bad config with the key path and exit code 78', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'delivery:\n  port: "twenty-five"\n');
+    await assert.rejects(run(process.execPath, [CLI, 'serve', '--config', bad]), (e: { stderr: string; code: number }) => {
+      return e.code === 78 && /E_CONFIG_INVALID/.test(e.stderr) && /delivery\.port/.test(e.stderr);
+    });
+  });
+});

@@ -1,0 +1,58 @@
+/** Start-up configuration: defaults, and errors that name the bad key, its path and the fix. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig, parseDnsEnv, validateConfig } from '../src/config/load.js';
+import { GridpostError } from '../src/errors/catalogue.js';
+
+describe('configuration', () => {
+  it('has the documented defaults with no file', () => {
+    const c = loadConfig(undefined);
+    assert.equal(c.smtp.listen, '127.0.0.1:2525');
+    assert.equal(c.http.listen, '127.0.0.1:8025');
+    assert.equal(c.dataDir, './data');
+    assert.equal(c.delivery.port, 25);
+    assert.equal(c.queues.default?.maxAge, 5 * 86_400_000);
+    assert.deepEqual(c.smtp.allowedNetworks, ['127.0.0.0/8', '::1/128']);
+  });
+
+  const bad: [string, unknown, string, RegExp][] = [
+    ['an unknown key', { smtp: { lisen: '1.2.3.4:25' } }, 'smtp', /lisen/],
+    ['a bad address', { smtp: { listen: 'localhost' } }, 'smtp.listen', /HOST:PORT/],
+    ['a bad duration', { queues: { bulk: { maxAge: 'forever' } } }, 'queues.bulk.maxAge', /duration/],
+    ['a wrong type', { delivery: { port: '25' } }, 'delivery.port', /number/],
+    ['a bad network', { smtp: { allowedNetworks: ['10.0.0.0'] } }, 'smtp.allowedNetworks.0', /network/],
+  ];
+  for (const [name, raw, path, message] of bad) {
+    it(`refuses ${name}, naming ${path}`, () => {
+      assert.throws(
+        () => validateConfig(raw, 'test.yaml'),
+        (err: unknown) =>
+          err instanceof GridpostError &&
+          err.code === 'E_CONFIG_INVALID' &&
+          err.path === path &&
+          message.test(err.message) &&
+          err.message.includes('test.yaml'),
+      );
+    });
+  }
+
+  it('reads YAML files and reports unreadable or broken ones with E_CONFIG_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridpost-config-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, 'hostname: mta.example.com\ndelivery:\n  port: 2526\n');
+    assert.equal(loadConfig(good).delivery.port, 2526);
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'smtp: {listen: [\n');
+    assert.throws(() => loadConfig(broken), { code: 'E_CONFIG_FILE' });
+    assert.throws(() => loadConfig(join(dir, 'missing.yaml')), { code: 'E_CONFIG_FILE' });
+  });
+
+  it('parses GRIDPOST_DNS and refuses malformed values with E_CONFIG_DNS', () => {
+    assert.deepEqual(parseDnsEnv('127.0.0.1:5353, [::1]:53'), ['127.0.0.1:5353', '[::1]:53']);
+    assert.throws(() => parseDnsEnv('dns.example.com'), { code: 'E_CONFIG_DNS' });
+    assert.throws(() => parseDnsEnv(''), { code: 'E_CONFIG_DNS' });
+  });
+});
