@@ -72,10 +72,16 @@ export class Engine {
     const log = opts.log ?? pino({ level: config.log.level, name: 'gridpost' });
     const db = openStore(config.dataDir, config.spool.sync);
     const committer = new Committer(db, config.spool.commitWindow);
-    const journal = new Journal(join(config.dataDir, 'records'), config.records.rotateBytes);
+    const journal = new Journal(
+      join(config.dataDir, 'records'),
+      config.records.rotateBytes,
+      Date.now,
+      (err) => log.error({ err }, 'accounting file write failed; the store keeps the records'),
+    );
     const recorder = new Recorder(db, journal);
     const spool = new Spool(db, committer, recorder);
-    spool.onWriteError = (err) => log.fatal({ err }, 'spool write failed after acceptance');
+    spool.onWriteError = (err) =>
+      log.fatal({ err }, 'spool write kept failing for 10 minutes; restart to recover state');
     const scheduler = new Scheduler({ spool, queues: config.queues, window: config.spool.window });
     const dns =
       opts.dns ??

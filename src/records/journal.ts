@@ -20,6 +20,7 @@ export class Journal {
     private readonly dir: string,
     private readonly rotateBytes: number,
     private readonly now: () => number = Date.now,
+    private readonly onError: (err: Error) => void = () => {},
   ) {
     mkdirSync(dir, { recursive: true });
   }
@@ -41,12 +42,12 @@ export class Journal {
     if (this.pending.length === 0) return;
     const text = this.pending.join('\n') + '\n';
     this.pending = [];
-    this.current(text.length).write(text);
+    this.current(text.length)?.write(text);
     this.bytes += text.length;
   }
 
   /** The file that takes the next write, opening a new one at the hour or the size limit. */
-  private current(nextBytes: number): WriteStream {
+  private current(nextBytes: number): WriteStream | null {
     const hour = new Date(this.now()).toISOString().slice(0, 13).replace(/[-T:]/g, '');
     if (hour !== this.hour) {
       this.hour = hour;
@@ -56,14 +57,22 @@ export class Journal {
       this.part++;
       this.reopen();
     }
-    return this.stream as WriteStream;
+    return this.stream;
   }
 
   private reopen(): void {
     this.stream?.end();
     const suffix = this.part > 0 ? `-${this.part}` : '';
     const file = join(this.dir, `records-${this.hour}${suffix}.jsonl`);
-    this.stream = createWriteStream(file, { flags: 'a' });
+    const stream = createWriteStream(file, { flags: 'a' });
+    // A write error (disk full) must not stop the engine: the store holds every record, so the
+    // file misses lines until the next rotation reopens it.
+    stream.on('error', (err) => {
+      this.onError(err);
+      if (this.stream === stream) this.stream = null;
+      this.hour = '';
+    });
+    this.stream = stream;
     this.bytes = 0;
   }
 

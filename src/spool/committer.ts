@@ -16,7 +16,17 @@ interface Pending {
   write: Write;
   resolve: () => void;
   reject: (err: unknown) => void;
+  /** Detached writes (outcomes) are retried: their state change must not be lost. */
+  retriesLeft: number;
 }
+
+/**
+ * A detached write that fails (disk full) is tried again every second for ten minutes: the
+ * outcome it records is already in memory only, and losing it would leave the recipient
+ * stranded until a restart.
+ */
+const DETACHED_RETRIES = 600;
+const RETRY_DELAY_MS = 1000;
 
 /** Collects writes and commits them in groups. */
 export class Committer {
@@ -38,14 +48,14 @@ export class Committer {
   /** Runs `write` in the next group; resolves once that group is durable. */
   submit(write: Write): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ write, resolve, reject });
+      this.pending.push({ write, resolve, reject, retriesLeft: 0 });
       this.schedule();
     });
   }
 
   /** Like submit, with callbacks instead of a promise (for outcomes nobody awaits). */
   submitDetached(write: Write, onCommitted: () => void, onError: (err: unknown) => void): void {
-    this.pending.push({ write, resolve: onCommitted, reject: onError });
+    this.pending.push({ write, resolve: onCommitted, reject: onError, retriesLeft: DETACHED_RETRIES });
     this.schedule();
   }
 
@@ -55,6 +65,13 @@ export class Committer {
     this.pending = [];
     this.scheduled = false;
     if (group.length > 0) this.commit(group);
+  }
+
+  private retryLater(p: Pending): void {
+    setTimeout(() => {
+      this.pending.push(p);
+      this.schedule();
+    }, RETRY_DELAY_MS).unref();
   }
 
   private schedule(): void {
@@ -87,7 +104,8 @@ export class Committer {
         this.stats.writes++;
         p.resolve();
       } catch (err) {
-        p.reject(err);
+        if (p.retriesLeft-- > 0) this.retryLater(p);
+        else p.reject(err);
       }
     }
   }
