@@ -27,11 +27,18 @@ describe('gridpost CLI', () => {
     world = await TestWorld.start();
     await world.addProvider(['cli.test']);
     dir = mkdtempSync(join(tmpdir(), 'gridpost-cli-'));
-    writeFileSync(join(dir, 'c.yaml'), `delivery:\n  port: ${world.smtpPort}\nlog:\n  level: warn\n`);
+    writeFileSync(
+      join(dir, 'c.yaml'),
+      `delivery:\n  port: ${world.smtpPort}\nlog:\n  level: warn\n`,
+    );
     const args = ['serve', '--config', join(dir, 'c.yaml'), '--data', dir];
-    child = spawn(process.execPath, [CLI, ...args, '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0'], {
-      env: { ...process.env, GRIDPOST_DNS: world.dns.address },
-    });
+    child = spawn(
+      process.execPath,
+      [CLI, ...args, '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0'],
+      {
+        env: { ...process.env, GRIDPOST_DNS: world.dns.address },
+      },
+    );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const m = await waitFor('the listening line', () =>
@@ -51,7 +58,12 @@ describe('gridpost CLI', () => {
   });
 
   it('shows status and traces a recipient through the API', async () => {
-    const res = await injectSmtp(smtpPort, 'a@sender.test', ['ann@cli.test'], simpleMessage('a@sender.test', 'ann@cli.test'));
+    const res = await injectSmtp(
+      smtpPort,
+      'a@sender.test',
+      ['ann@cli.test'],
+      simpleMessage('a@sender.test', 'ann@cli.test'),
+    );
     const id = /queued as (\S+)/.exec(res.data?.text ?? '')![1]!;
     const common = ['--api', api, '--data', dir];
     await waitFor('delivery', async () => {
@@ -78,8 +90,13 @@ describe('gridpost CLI', () => {
   it('stops start-up on a bad config with the key path and exit code 78', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'delivery:\n  port: "twenty-five"\n');
-    await assert.rejects(run(process.execPath, [CLI, 'serve', '--config', bad]), (e: { stderr: string; code: number }) => {
-      return e.code === 78 && /E_CONFIG_INVALID/.test(e.stderr) && /delivery\.port/.test(e.stderr);
-    });
+    await assert.rejects(
+      run(process.execPath, [CLI, 'serve', '--config', bad]),
+      (e: { stderr: string; code: number }) => {
+        return (
+          e.code === 78 && /E_CONFIG_INVALID/.test(e.stderr) && /delivery\.port/.test(e.stderr)
+        );
+      },
+    );
   });
 });

@@ -21,9 +21,19 @@ describe('configuration', () => {
   const bad: [string, unknown, string, RegExp][] = [
     ['an unknown key', { smtp: { lisen: '1.2.3.4:25' } }, 'smtp', /lisen/],
     ['a bad address', { smtp: { listen: 'localhost' } }, 'smtp.listen', /HOST:PORT/],
-    ['a bad duration', { queues: { bulk: { maxAge: 'forever' } } }, 'queues.bulk.maxAge', /duration/],
+    [
+      'a bad duration',
+      { queues: { bulk: { maxAge: 'forever' } } },
+      'queues.bulk.maxAge',
+      /duration/,
+    ],
     ['a wrong type', { delivery: { port: '25' } }, 'delivery.port', /number/],
-    ['a bad network', { smtp: { allowedNetworks: ['10.0.0.0'] } }, 'smtp.allowedNetworks.0', /network/],
+    [
+      'a bad network',
+      { smtp: { allowedNetworks: ['10.0.0.0'] } },
+      'smtp.allowedNetworks.0',
+      /network/,
+    ],
   ];
   for (const [name, raw, path, message] of bad) {
     it(`refuses ${name}, naming ${path}`, () => {
@@ -54,5 +64,18 @@ describe('configuration', () => {
     assert.deepEqual(parseDnsEnv('127.0.0.1:5353, [::1]:53'), ['127.0.0.1:5353', '[::1]:53']);
     assert.throws(() => parseDnsEnv('dns.example.com'), { code: 'E_CONFIG_DNS' });
     assert.throws(() => parseDnsEnv(''), { code: 'E_CONFIG_DNS' });
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('its full example is a valid configuration', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { parse } = await import('yaml');
+    const doc = readFileSync('docs/configuration.md', 'utf8');
+    const example = /## Full example[^]*?```yaml\n([^]*?)```/.exec(doc)?.[1];
+    assert.ok(example, 'the example block exists');
+    const c = validateConfig(parse(example), 'docs/configuration.md');
+    assert.equal(c.delivery.routes[0]?.domain, 'partner.example');
+    assert.equal(c.spool.commitWindow, 2);
   });
 });

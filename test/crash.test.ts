@@ -29,13 +29,20 @@ after(async () => {
 async function inject(port: number, prefix: string, stop: { now: boolean }): Promise<string[]> {
   const acked: string[] = [];
   const opened = await openSession({
-    ip: '127.0.0.1', port, mxHost: 'engine', helo: 'load.test', tls: 'disabled',
+    ip: '127.0.0.1',
+    port,
+    mxHost: 'engine',
+    helo: 'load.test',
+    tls: 'disabled',
     timeouts: { ...RFC5321_TIMEOUTS, greeting: 3000, dataDone: 3000 },
   });
   if (!opened.ok) return acked;
   for (let i = 0; !stop.now && opened.session.usable; i++) {
     const to = `${prefix}-${i}@crash.test`;
-    const res = await opened.session.send({ from: 'load@sender.test', recipients: [to] }, Buffer.from(simpleMessage('load@sender.test', to)));
+    const res = await opened.session.send(
+      { from: 'load@sender.test', recipients: [to] },
+      Buffer.from(simpleMessage('load@sender.test', to)),
+    );
     if (res.data?.code === 250) acked.push(to);
   }
   opened.session.destroy();

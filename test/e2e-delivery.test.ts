@@ -41,7 +41,12 @@ describe('direct delivery', () => {
 
   it('delivers through MX and records Reception and Delivery with the details', async () => {
     const rx = await world.addProvider(['plain.test'], { script: accept() });
-    const res = await injectSmtp(t.smtpPort, 'a@sender.test', ['bob@plain.test'], simpleMessage('a@sender.test', 'bob@plain.test'));
+    const res = await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['bob@plain.test'],
+      simpleMessage('a@sender.test', 'bob@plain.test'),
+    );
     assert.equal(res.data?.code, 250);
     const id = /queued as (\S+)/.exec(res.data?.text ?? '')?.[1];
     assert.ok(id, 'the 250 names the message id');
@@ -72,7 +77,12 @@ describe('direct delivery', () => {
         { exchange: 'mx2.backup.test', priority: 20 },
       ],
     });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@backup.test'], simpleMessage('a@sender.test', 'x@backup.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@backup.test'],
+      simpleMessage('a@sender.test', 'x@backup.test'),
+    );
     await rx.waitForMessages(1, 5000);
     const d = await waitForRecord(t, 'x@backup.test', 'Delivery');
     assert.equal(d.mxHost, 'mx2.backup.test');
@@ -80,23 +90,41 @@ describe('direct delivery', () => {
 
   it('bounces at once for a Null MX (RFC 7505) with 5.1.10', async () => {
     world.dns.set('nullmx.test', { mx: [{ exchange: '', priority: 0 }] });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@nullmx.test'], simpleMessage('a@sender.test', 'x@nullmx.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@nullmx.test'],
+      simpleMessage('a@sender.test', 'x@nullmx.test'),
+    );
     const b = await waitForRecord(t, 'x@nullmx.test', 'Bounce');
     assert.equal(b.reply.enhanced, '5.1.10');
-    assert.equal(recordsOf(t, 'x@nullmx.test').filter((r) => r.type === 'TransientFailure').length, 0);
+    assert.equal(
+      recordsOf(t, 'x@nullmx.test').filter((r) => r.type === 'TransientFailure').length,
+      0,
+    );
   });
 
   it('falls back to the A record when a domain has no MX', async () => {
     const rx = await world.addProvider(['other-a.test']);
     world.dns.set('amx.test', { a: [rx.host] });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@amx.test'], simpleMessage('a@sender.test', 'x@amx.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@amx.test'],
+      simpleMessage('a@sender.test', 'x@amx.test'),
+    );
     await rx.waitForMessages(1, 5000);
     const d = await waitForRecord(t, 'x@amx.test', 'Delivery');
     assert.equal(d.mxHost, 'amx.test');
   });
 
   it('bounces a recipient whose domain does not exist (NXDOMAIN)', async () => {
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@nowhere.test'], simpleMessage('a@sender.test', 'x@nowhere.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@nowhere.test'],
+      simpleMessage('a@sender.test', 'x@nowhere.test'),
+    );
     const b = await waitForRecord(t, 'x@nowhere.test', 'Bounce');
     assert.equal(b.reply.code >= 500, true);
     assert.equal(b.reply.enhanced, '5.1.2');
@@ -104,7 +132,12 @@ describe('direct delivery', () => {
 
   it('defers on a temporary DNS failure and delivers once DNS answers', async () => {
     world.dns.set('flaky-dns.test', { servfail: true });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@flaky-dns.test'], simpleMessage('a@sender.test', 'x@flaky-dns.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@flaky-dns.test'],
+      simpleMessage('a@sender.test', 'x@flaky-dns.test'),
+    );
     const tf = await waitForRecord(t, 'x@flaky-dns.test', 'TransientFailure');
     assert.equal(tf.reply.enhanced?.startsWith('4.'), true);
     world.dns.remove('flaky-dns.test');
@@ -114,8 +147,15 @@ describe('direct delivery', () => {
   });
 
   it('retries after a 4xx and then delivers (attempt 2)', async () => {
-    const rx = await world.addProvider(['tempfail.test'], { script: compose(tempFailFirst(1), accept()) });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@tempfail.test'], simpleMessage('a@sender.test', 'x@tempfail.test'));
+    const rx = await world.addProvider(['tempfail.test'], {
+      script: compose(tempFailFirst(1), accept()),
+    });
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@tempfail.test'],
+      simpleMessage('a@sender.test', 'x@tempfail.test'),
+    );
     const tf = await waitForRecord(t, 'x@tempfail.test', 'TransientFailure');
     assert.equal(tf.reply.code, 451);
     assert.ok(tf.nextAttemptAt, 'the next attempt time is recorded');
@@ -125,9 +165,16 @@ describe('direct delivery', () => {
   });
 
   it('sends several recipients in one transaction and bounces only the refused one', async () => {
-    const rx = await world.addProvider(['multi.test'], { script: unknownUsers(['bob@multi.test']) });
+    const rx = await world.addProvider(['multi.test'], {
+      script: unknownUsers(['bob@multi.test']),
+    });
     const to = ['ann@multi.test', 'bob@multi.test', 'cid@multi.test'];
-    await injectSmtp(t.smtpPort, 'a@sender.test', to, simpleMessage('a@sender.test', 'ann@multi.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      to,
+      simpleMessage('a@sender.test', 'ann@multi.test'),
+    );
     await rx.waitForMessages(1, 5000);
     assert.equal(rx.messages.length, 1, 'one transaction for the three recipients');
     assert.deepEqual(rx.messages[0]!.to.sort(), ['ann@multi.test', 'cid@multi.test']);
@@ -139,7 +186,12 @@ describe('direct delivery', () => {
 
   it('comes back after greylisting and delivers', async () => {
     const rx = await world.addProvider(['grey.test'], { script: greylist(1) });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@grey.test'], simpleMessage('a@sender.test', 'x@grey.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@grey.test'],
+      simpleMessage('a@sender.test', 'x@grey.test'),
+    );
     const tf = await waitForRecord(t, 'x@grey.test', 'TransientFailure');
     assert.match(tf.reply.text, /[Gg]reylist/);
     await rx.waitForMessages(1, 8000);
@@ -162,8 +214,18 @@ describe('direct delivery', () => {
   it('uses STARTTLS when offered and says so in the record; plain text when not', async () => {
     const tlsRx = await world.addProvider(['tls.test'], { starttls: true });
     const plainRx = await world.addProvider(['notls.test'], { starttls: false });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@tls.test'], simpleMessage('a@sender.test', 'x@tls.test'));
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@notls.test'], simpleMessage('a@sender.test', 'x@notls.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@tls.test'],
+      simpleMessage('a@sender.test', 'x@tls.test'),
+    );
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@notls.test'],
+      simpleMessage('a@sender.test', 'x@notls.test'),
+    );
     await tlsRx.waitForMessages(1, 5000);
     await plainRx.waitForMessages(1, 5000);
     assert.equal(tlsRx.messages[0]!.tls, true);
@@ -188,7 +250,12 @@ describe('direct delivery', () => {
 
   it('bounces on a 5xx to every recipient at RCPT', async () => {
     await world.addProvider(['reject.test'], { script: rejectAll('550 5.7.1 Policy rejection') });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@reject.test'], simpleMessage('a@sender.test', 'x@reject.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@reject.test'],
+      simpleMessage('a@sender.test', 'x@reject.test'),
+    );
     const b = await waitForRecord(t, 'x@reject.test', 'Bounce');
     assert.equal(b.reply.text, 'Policy rejection');
   });
@@ -212,7 +279,12 @@ describe('timeouts and expiry', () => {
 
   it('times out a receiver that stalls (RFC 5321 §4.5.3.2) and retries', async () => {
     const rx = await world.addProvider(['stall.test'], { script: stallAt('rcpt') });
-    await injectSmtp(t.smtpPort, 'a@sender.test', ['x@stall.test'], simpleMessage('a@sender.test', 'x@stall.test'));
+    await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@stall.test'],
+      simpleMessage('a@sender.test', 'x@stall.test'),
+    );
     const tf = await waitForRecord(t, 'x@stall.test', 'TransientFailure');
     assert.equal(tf.reply.code >= 400 && tf.reply.code < 500, true);
     assert.match(tf.reply.text, /time/i);
@@ -222,7 +294,12 @@ describe('timeouts and expiry', () => {
 
   it('expires a recipient at its maximum age, with an Expiration record and nothing left', async () => {
     await world.addProvider(['always451.test'], { script: rejectAll('451 4.3.0 Try later') });
-    const res = await injectSmtp(t.smtpPort, 'a@sender.test', ['x@always451.test'], simpleMessage('a@sender.test', 'x@always451.test'));
+    const res = await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['x@always451.test'],
+      simpleMessage('a@sender.test', 'x@always451.test'),
+    );
     const id = /queued as (\S+)/.exec(res.data?.text ?? '')?.[1] ?? '';
     const exp = await waitForRecord(t, 'x@always451.test', 'Expiration', 6000);
     assert.equal(exp.lastReply?.code, 451);

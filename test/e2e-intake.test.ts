@@ -146,7 +146,12 @@ describe('SMTP intake policy and bad input', () => {
     await e.cmd('DATA');
     e.write('Subject: cut\r\n\r\nhalf a mess');
     e.close();
-    const res = await injectSmtp(t.smtpPort, 'a@sender.test', ['alive@dest.test'], simpleMessage('a@sender.test', 'alive@dest.test'));
+    const res = await injectSmtp(
+      t.smtpPort,
+      'a@sender.test',
+      ['alive@dest.test'],
+      simpleMessage('a@sender.test', 'alive@dest.test'),
+    );
     assert.equal(res.data?.code, 250, 'the engine still accepts mail');
     assert.equal(t.engine.recorder.forRecipient('cut@dest.test').length, 0);
   });
@@ -178,7 +183,10 @@ describe('HTTP injection', () => {
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const m = res.body.messages[0];
     assert.match(m.id, /^[A-Z0-9]+$/);
-    assert.deepEqual(m.recipients.map((r: { id: string }) => r.id), [`${m.id}.1`, `${m.id}.2`]);
+    assert.deepEqual(
+      m.recipients.map((r: { id: string }) => r.id),
+      [`${m.id}.1`, `${m.id}.2`],
+    );
     await waitForRecord(t, 'bob@dest.test', 'Delivery');
     const got = await api(t, 'GET', `/api/v1/messages/${m.id}`);
     assert.equal(got.status, 200);
@@ -200,11 +208,40 @@ describe('HTTP injection', () => {
   const bad: [string, unknown, number, string, string?][] = [
     ['malformed JSON', '{"from": ', 400, 'E_BAD_JSON'],
     ['a wrong type', { from: 'a@sender.test', to: 42, text: 'x' }, 400, 'E_VALIDATION', 'to'],
-    ['an unknown field', { from: 'a@sender.test', to: 'b@dest.test', colour: 'red' }, 400, 'E_VALIDATION'],
-    ['a bad address', { from: 'a@sender.test', to: ['not-an-address'], text: 'x' }, 400, 'E_BAD_ADDRESS'],
-    ['an unknown queue', { from: 'a@sender.test', to: 'b@dest.test', queue: 'nope' }, 400, 'E_UNKNOWN_QUEUE'],
-    ['raw without envelope', { raw: 'Subject: x\r\n\r\nx' }, 400, 'E_VALIDATION', 'messages[0].envelope'],
-    ['too many recipients', { from: 'a@sender.test', to: ['1@d.test', '2@d.test', '3@d.test', '4@d.test', '5@d.test', '6@d.test'] }, 400, 'E_TOO_MANY_RECIPIENTS'],
+    [
+      'an unknown field',
+      { from: 'a@sender.test', to: 'b@dest.test', colour: 'red' },
+      400,
+      'E_VALIDATION',
+    ],
+    [
+      'a bad address',
+      { from: 'a@sender.test', to: ['not-an-address'], text: 'x' },
+      400,
+      'E_BAD_ADDRESS',
+    ],
+    [
+      'an unknown queue',
+      { from: 'a@sender.test', to: 'b@dest.test', queue: 'nope' },
+      400,
+      'E_UNKNOWN_QUEUE',
+    ],
+    [
+      'raw without envelope',
+      { raw: 'Subject: x\r\n\r\nx' },
+      400,
+      'E_VALIDATION',
+      'messages[0].envelope',
+    ],
+    [
+      'too many recipients',
+      {
+        from: 'a@sender.test',
+        to: ['1@d.test', '2@d.test', '3@d.test', '4@d.test', '5@d.test', '6@d.test'],
+      },
+      400,
+      'E_TOO_MANY_RECIPIENTS',
+    ],
   ];
   for (const [name, body, status, code, path] of bad) {
     it(`refuses ${name} with ${code}`, async () => {
@@ -236,9 +273,17 @@ describe('HTTP injection', () => {
   it('requires a valid API key and never returns it', async () => {
     const none = await fetch(`${t.http}/api/v1/status`);
     assert.equal(none.status, 401);
-    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'E_AUTH_REQUIRED');
-    const wrong = await fetch(`${t.http}/api/v1/status`, { headers: { authorization: 'Bearer nope' } });
-    assert.equal(((await wrong.json()) as { error: { code: string } }).error.code, 'E_AUTH_INVALID');
+    assert.equal(
+      ((await none.json()) as { error: { code: string } }).error.code,
+      'E_AUTH_REQUIRED',
+    );
+    const wrong = await fetch(`${t.http}/api/v1/status`, {
+      headers: { authorization: 'Bearer nope' },
+    });
+    assert.equal(
+      ((await wrong.json()) as { error: { code: string } }).error.code,
+      'E_AUTH_INVALID',
+    );
     const ok = await api(t, 'GET', '/api/v1/status');
     assert.equal(ok.status, 200);
     assert.doesNotMatch(JSON.stringify(ok.body), /test-key/);
@@ -248,7 +293,13 @@ describe('HTTP injection', () => {
     const status = await api(t, 'GET', '/api/v1/status');
     assert.ok(status.body.counters.delivered >= 1);
     assert.deepEqual(Object.keys(status.body.counters).sort(), [
-      'bounced', 'deferred', 'delivered', 'expired', 'received', 'recipientsReceived', 'rejected',
+      'bounced',
+      'deferred',
+      'delivered',
+      'expired',
+      'received',
+      'recipientsReceived',
+      'rejected',
     ]);
     assert.equal(status.body.queues[0].name, 'default');
     const trace = await api(t, 'GET', '/api/v1/trace?q=ann%40dest.test');

@@ -71,11 +71,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
 }
 
 /** Maps every error to the stable body { error: { code, message, path, fix } }. */
-function errorHandler(
-  err: FastifyError | GridpostError,
-  _req: unknown,
-  reply: FastifyReply,
-): void {
+function errorHandler(err: FastifyError | GridpostError, _req: unknown, reply: FastifyReply): void {
   const e = toGridpostError(err);
   if (e.code === 'E_INTERNAL') reply.log.error({ err }, 'request failed');
   void reply.code(e.status).send(e.toJSON());
@@ -87,13 +83,18 @@ function toGridpostError(err: FastifyError | GridpostError): GridpostError {
     const v = err.validation[0];
     const path = (v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
     const field = path || (v?.params as { missingProperty?: string })?.missingProperty || 'body';
-    return new GridpostError('E_VALIDATION', `${field}: ${v?.message ?? 'invalid'}`, { path: field });
+    return new GridpostError('E_VALIDATION', `${field}: ${v?.message ?? 'invalid'}`, {
+      path: field,
+    });
   }
   if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
     return new GridpostError('E_BAD_JSON', `the body is not valid JSON: ${err.message}`);
   }
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new GridpostError('E_MESSAGE_TOO_LARGE', 'the request body is larger than http.bodyLimit');
+    return new GridpostError(
+      'E_MESSAGE_TOO_LARGE',
+      'the request body is larger than http.bodyLimit',
+    );
   }
   if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
     return new GridpostError('E_BAD_JSON', err.message);

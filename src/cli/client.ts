@@ -19,7 +19,9 @@ export async function apiGet(opts: ClientOptions, path: string): Promise<unknown
   } catch (err) {
     throw new Error(`cannot reach the engine at ${opts.api}: is it running? (${String(err)})`);
   }
-  const body = (await res.json().catch(() => null)) as { error?: { code: string; message: string } };
+  const body = (await res.json().catch(() => null)) as {
+    error?: { code: string; message: string };
+  };
   if (!res.ok) {
     const e = body?.error;
     throw new Error(e ? `${e.code}: ${e.message}` : `HTTP ${res.status}`);

@@ -38,7 +38,10 @@ function formatRecord(r: StoredRecord): string {
   const head = `${r.at} ${r.type.padEnd(16)}`;
   switch (r.type) {
     case 'Reception':
-      return `${head} ${r.messageId} from=<${r.sender}> size=${r.size} via=${r.via} rcpts=${r.recipients.length}`;
+      return (
+        `${head} ${r.messageId} from=<${r.sender}> size=${r.size} via=${r.via}` +
+        ` rcpts=${r.recipients.length}`
+      );
     case 'Rejected':
       return `${head} ${r.reason} ${reply(r.reply)}`;
     case 'Expiration':
@@ -46,7 +49,8 @@ function formatRecord(r: StoredRecord): string {
     default: {
       const where = r.mxHost ? ` mx=${r.mxHost}[${r.mxIp}]` : '';
       const tls = r.tls ? ' tls' : '';
-      return `${head} ${r.recipientId} <${r.recipient}> attempt=${r.attempt}${where}${tls} ${reply(r.reply)}`;
+      const what = `${r.recipientId} <${r.recipient}> attempt=${r.attempt}`;
+      return `${head} ${what}${where}${tls} ${reply(r.reply)}`;
     }
   }
 }

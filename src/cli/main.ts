@@ -53,8 +53,12 @@ async function serve(o: { config?: string; data?: string; smtp?: string; http?: 
   });
   const engine = await Engine.start(config);
   const { smtp, http } = engine.listening;
-  console.log(`gridpost engine: SMTP on ${smtp.host}:${smtp.port}, HTTP API on http://${http.host}:${http.port}`);
-  console.log(`data in ${config.dataDir}; API key in ${engine.apiKeyFile ?? 'http.apiKeys (config)'}`);
+  console.log(
+    `gridpost engine: SMTP on ${smtp.host}:${smtp.port}, HTTP API on http://${http.host}:${http.port}`,
+  );
+  console.log(
+    `data in ${config.dataDir}; API key in ${engine.apiKeyFile ?? 'http.apiKeys (config)'}`,
+  );
   const stop = (signal: string) => {
     engine.log.info({ signal }, 'stopping');
     void engine.stop().then(() => process.exit(0));

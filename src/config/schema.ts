@@ -5,16 +5,14 @@
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
 
-const duration = z
-  .union([z.number(), z.string()])
-  .transform((v, ctx) => {
-    const ms = parseDurationMs(v);
-    if (ms === null) {
-      ctx.addIssue({ code: 'custom', message: 'expected seconds or a duration like "30s", "5m"' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const ms = parseDurationMs(v);
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: 'expected seconds or a duration like "30s", "5m"' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const hostPort = z
   .string()
@@ -32,7 +30,11 @@ const user = z.strictObject({ name: z.string().min(1), password: z.string().min(
 const smtp = z.strictObject({
   listen: hostPort.default('127.0.0.1:2525'),
   /** Largest message accepted, in bytes (SIZE, RFC 1870). 25 MiB is the common provider cap. */
-  maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024),
+  maxMessageSize: z
+    .number()
+    .int()
+    .positive()
+    .default(25 * 1024 * 1024),
   /** Recipients per transaction; RFC 5321 §4.5.3.1.8 requires at least 100. */
   maxRecipients: z.number().int().min(1).default(1000),
   maxClients: z.number().int().min(1).default(1000),
@@ -49,7 +51,11 @@ const http = z.strictObject({
   listen: hostPort.default('127.0.0.1:8025'),
   apiKeys: z.array(apiKey).default([]),
   /** Largest request body, in bytes (a batch of raw messages). */
-  bodyLimit: z.number().int().positive().default(64 * 1024 * 1024),
+  bodyLimit: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
 });
 
 const timeouts = z.strictObject({
@@ -116,13 +122,20 @@ const spool = z.strictObject({
    * cost of that much added latency on each acknowledgement.
    */
   commitWindow: duration.prefault('2ms'),
-  /** fsync on every commit (FULL) or trust the OS (NORMAL, loses the last commits on power loss). */
+  /**
+   * fsync on every commit (full) or trust the OS (normal: a power cut loses the last commits,
+   * a crash of the engine alone does not).
+   */
   sync: z.enum(['full', 'normal']).default('full'),
 });
 
 const records = z.strictObject({
   /** Accounting files rotate at this size (bytes) or every hour, whichever first. */
-  rotateBytes: z.number().int().min(4096).default(256 * 1024 * 1024),
+  rotateBytes: z
+    .number()
+    .int()
+    .min(4096)
+    .default(256 * 1024 * 1024),
   /** Records stay queryable in the store for this long. */
   retention: duration.prefault('30d'),
 });

@@ -16,8 +16,7 @@ export interface Hop {
 }
 
 export type RoutePlan =
-  | { kind: 'hops'; hops: Hop[] }
-  | { kind: 'fail'; permanent: boolean; reply: SmtpReply };
+  { kind: 'hops'; hops: Hop[] } | { kind: 'fail'; permanent: boolean; reply: SmtpReply };
 
 /** Turns a destination domain into next hops. */
 export class Router {
@@ -54,7 +53,11 @@ export class Router {
       for (const ip of ips) hops.push({ name, ip, port });
     }
     if (hops.length > 0) return { kind: 'hops', hops };
-    const reply = localReply(451, '4.4.3', `static route hosts ${hosts.join(', ')} have no address`);
+    const reply = localReply(
+      451,
+      '4.4.3',
+      `static route hosts ${hosts.join(', ')} have no address`,
+    );
     return { kind: 'fail', permanent: false, reply };
   }
 }

@@ -85,7 +85,11 @@ export class Engine {
     const scheduler = new Scheduler({ spool, queues: config.queues, window: config.spool.window });
     const dns =
       opts.dns ??
-      createDnsLookup({ servers: config.dns.servers, timeoutMs: config.dns.timeout, tries: config.dns.tries });
+      createDnsLookup({
+        servers: config.dns.servers,
+        timeoutMs: config.dns.timeout,
+        tries: config.dns.tries,
+      });
     const mx = new MxResolver(dns, { cacheMs: config.dns.cache, ipv6: config.dns.ipv6 });
     const dispatcher = new Dispatcher({
       delivery: config.delivery,
@@ -114,13 +118,38 @@ export class Engine {
       metrics.observe(records);
     });
     const keys = loadApiKeys(config);
-    const api = await buildApi({ config, intake, recorder, spool, status, metrics, keys: keys.keys, log });
+    const api = await buildApi({
+      config,
+      intake,
+      recorder,
+      spool,
+      status,
+      metrics,
+      keys: keys.keys,
+      log,
+    });
     const listening = await listenAll(config, smtp, api);
     scheduler.start((r) => dispatcher.enqueue(r));
-    log.info({ smtp: listening.smtp, http: listening.http, dataDir: config.dataDir }, 'engine started');
+    log.info(
+      { smtp: listening.smtp, http: listening.http, dataDir: config.dataDir },
+      'engine started',
+    );
     return new Engine(
-      config, log, db, committer, spool, recorder, scheduler, dispatcher, status, metrics,
-      journal, smtp, api, listening, keys.generatedFile,
+      config,
+      log,
+      db,
+      committer,
+      spool,
+      recorder,
+      scheduler,
+      dispatcher,
+      status,
+      metrics,
+      journal,
+      smtp,
+      api,
+      listening,
+      keys.generatedFile,
     );
   }
 
@@ -150,7 +179,11 @@ export class Engine {
   }
 }
 
-async function listenAll(config: Config, smtp: IntakeServer, api: FastifyInstance): Promise<Listening> {
+async function listenAll(
+  config: Config,
+  smtp: IntakeServer,
+  api: FastifyInstance,
+): Promise<Listening> {
   const [smtpHost, smtpPort] = splitHostPort(config.smtp.listen);
   const [httpHost, httpPort] = splitHostPort(config.http.listen);
   const smtpAddr = await smtp.listen(smtpHost, smtpPort);

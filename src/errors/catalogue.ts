@@ -3,17 +3,41 @@
  * change meaning once published; docs/errors.md lists the same set (a test keeps them equal).
  */
 export const ERROR_CODES = {
-  E_CONFIG_FILE: { status: 0, fix: 'Check the path given to --config and that the file is readable.' },
-  E_CONFIG_INVALID: { status: 0, fix: 'Correct the key named in the message; see docs/configuration.md.' },
-  E_CONFIG_DNS: { status: 0, fix: 'Set GRIDPOST_DNS to HOST:PORT[,HOST:PORT...], e.g. 127.0.0.1:53.' },
+  E_CONFIG_FILE: {
+    status: 0,
+    fix: 'Check the path given to --config and that the file is readable.',
+  },
+  E_CONFIG_INVALID: {
+    status: 0,
+    fix: 'Correct the key named in the message; see docs/configuration.md.',
+  },
+  E_CONFIG_DNS: {
+    status: 0,
+    fix: 'Set GRIDPOST_DNS to HOST:PORT[,HOST:PORT...], e.g. 127.0.0.1:53.',
+  },
   E_AUTH_REQUIRED: { status: 401, fix: 'Send the API key as "Authorization: Bearer KEY".' },
-  E_AUTH_INVALID: { status: 401, fix: 'Use a key from the api.keys setting or the data directory.' },
+  E_AUTH_INVALID: {
+    status: 401,
+    fix: 'Use a key from the api.keys setting or the data directory.',
+  },
   E_BAD_JSON: { status: 400, fix: 'Send a valid JSON body with Content-Type: application/json.' },
-  E_VALIDATION: { status: 400, fix: 'Correct the field named in "path"; see the OpenAPI document.' },
+  E_VALIDATION: {
+    status: 400,
+    fix: 'Correct the field named in "path"; see the OpenAPI document.',
+  },
   E_BAD_ADDRESS: { status: 400, fix: 'Use a mailbox like user@example.com (RFC 5321 syntax).' },
-  E_TOO_MANY_RECIPIENTS: { status: 400, fix: 'Split the message; the limit is smtp.maxRecipients.' },
-  E_MESSAGE_TOO_LARGE: { status: 413, fix: 'Send a smaller message; the limit is smtp.maxMessageSize.' },
-  E_BAD_MESSAGE: { status: 400, fix: 'Send RFC 5322 content: header fields, a blank line, a body.' },
+  E_TOO_MANY_RECIPIENTS: {
+    status: 400,
+    fix: 'Split the message; the limit is smtp.maxRecipients.',
+  },
+  E_MESSAGE_TOO_LARGE: {
+    status: 413,
+    fix: 'Send a smaller message; the limit is smtp.maxMessageSize.',
+  },
+  E_BAD_MESSAGE: {
+    status: 400,
+    fix: 'Send RFC 5322 content: header fields, a blank line, a body.',
+  },
   E_UNKNOWN_QUEUE: { status: 400, fix: 'Use a queue defined under "queues" in the configuration.' },
   E_NOT_FOUND: { status: 404, fix: 'Check the id; records are kept for records.retention.' },
   E_STORAGE: { status: 503, fix: 'The spool could not write (disk full?); retry later.' },

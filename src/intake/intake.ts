@@ -25,8 +25,7 @@ export interface Offer {
 
 /** The outcome of an offer: accepted (durable) or refused with a reason. */
 export type OfferResult =
-  | { ok: true; accepted: AcceptedMessage }
-  | { ok: false; refusal: IntakeRefusal | StorageRefusal };
+  { ok: true; accepted: AcceptedMessage } | { ok: false; refusal: IntakeRefusal | StorageRefusal };
 
 /** A refusal that is not about the message itself. */
 export interface StorageRefusal {

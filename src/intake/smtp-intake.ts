@@ -58,7 +58,9 @@ export function createSmtpIntake(
 function mailFromProblem(address: string): IntakeReply | undefined {
   if (address === '') return undefined; // the null sender <> (bounces, DSNs)
   const problem = addressProblem(address);
-  return problem ? { code: 501, enhanced: '5.1.7', text: `Bad sender address: ${problem}` } : undefined;
+  return problem
+    ? { code: 501, enhanced: '5.1.7', text: `Bad sender address: ${problem}` }
+    : undefined;
 }
 
 function rcptToProblem(intake: Intake, c: ClientInfo, address: string): IntakeReply | undefined {
@@ -91,7 +93,8 @@ async function acceptMessage(
       client: { ip: c.remoteAddress, user: c.user, helo: c.helo, tls: c.tls },
     },
   ]);
-  if (result?.ok) return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${result.accepted.messageId}` };
+  if (result?.ok)
+    return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${result.accepted.messageId}` };
   const refusal = result!.refusal;
   intake.rejected({
     via: 'smtp',

@@ -24,9 +24,14 @@ export async function loadTls(
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
   if (existsSync(keyFile) && existsSync(certFile)) {
-    return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), selfSigned: true };
+    return {
+      key: readFileSync(keyFile, 'utf8'),
+      cert: readFileSync(certFile, 'utf8'),
+      selfSigned: true,
+    };
   }
-  const notAfterDate = new Date(Date.now() + 10 * 365 * 86_400_000); // ten years: a test certificate
+  // Ten years: a stand-in certificate should not expire under a running installation.
+  const notAfterDate = new Date(Date.now() + 10 * 365 * 86_400_000);
   const pems = await generate([{ name: 'commonName', value: hostname }], {
     keySize: 2048,
     notAfterDate,
@@ -39,7 +44,11 @@ export async function loadTls(
 
 function readConfigured(c: { cert: string; key: string }): TlsMaterial {
   try {
-    return { key: readFileSync(c.key, 'utf8'), cert: readFileSync(c.cert, 'utf8'), selfSigned: false };
+    return {
+      key: readFileSync(c.key, 'utf8'),
+      cert: readFileSync(c.cert, 'utf8'),
+      selfSigned: false,
+    };
   } catch (err) {
     throw new GridpostError('E_CONFIG_INVALID', `smtp.tls: cannot read ${c.cert} or ${c.key}`, {
       path: 'smtp.tls',

@@ -21,7 +21,9 @@ export function attemptRecord(
     domain: r.domain,
     queue: r.queue,
     ...details,
-    ...(nextAttemptAt !== undefined ? { nextAttemptAt: new Date(nextAttemptAt).toISOString() } : {}),
+    ...(nextAttemptAt !== undefined
+      ? { nextAttemptAt: new Date(nextAttemptAt).toISOString() }
+      : {}),
   };
 }
 

@@ -5,12 +5,7 @@
 import type { SmtpReply } from '../delivery/reply.js';
 
 export type RecordType =
-  | 'Reception'
-  | 'Delivery'
-  | 'TransientFailure'
-  | 'Bounce'
-  | 'Expiration'
-  | 'Rejected';
+  'Reception' | 'Delivery' | 'TransientFailure' | 'Bounce' | 'Expiration' | 'Rejected';
 
 /** Fields every record has. `at` is ISO-8601 UTC. */
 interface RecordBase {
@@ -84,11 +79,7 @@ export interface RejectedRecord extends RecordBase {
   client: { ip?: string; user?: string };
 }
 
-export type GridpostRecord =
-  | ReceptionRecord
-  | AttemptRecord
-  | ExpirationRecord
-  | RejectedRecord;
+export type GridpostRecord = ReceptionRecord | AttemptRecord | ExpirationRecord | RejectedRecord;
 
 /** A record as stored, with its position in the store (a cursor for later consumers). */
 export type StoredRecord = GridpostRecord & { seq: number };

@@ -85,7 +85,8 @@ export class Scheduler {
   async accept(messages: NewMessage[]): Promise<AcceptedMessage[]> {
     const n = messages.reduce((sum, m) => sum + m.recipients.length, 0);
     const leased = this.inMemory + n <= this.opts.window;
-    if (leased) this.inMemory += n; // reserved before the await so concurrent accepts can't overfill
+    // Reserved before the await, so that concurrent accepts cannot overfill the window.
+    if (leased) this.inMemory += n;
     let accepted: AcceptedMessage[];
     try {
       accepted = await this.opts.spool.accept(messages, leased);

@@ -55,7 +55,12 @@ export class Committer {
 
   /** Like submit, with callbacks instead of a promise (for outcomes nobody awaits). */
   submitDetached(write: Write, onCommitted: () => void, onError: (err: unknown) => void): void {
-    this.pending.push({ write, resolve: onCommitted, reject: onError, retriesLeft: DETACHED_RETRIES });
+    this.pending.push({
+      write,
+      resolve: onCommitted,
+      reject: onError,
+      retriesLeft: DETACHED_RETRIES,
+    });
     this.schedule();
   }
 

@@ -12,7 +12,9 @@ export function newMessageId(now = Date.now()): string {
   const seq = counter.toString(36).padStart(4, '0');
   // Uniqueness comes from time and counter; the random part only separates engines that start
   // in the same millisecond, so Math.random is enough (and far cheaper than crypto per message).
-  const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0');
+  const rand = Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, '0');
   return (time + seq + rand).toUpperCase();
 }
 

@@ -88,7 +88,10 @@ export class Spool {
       messages.forEach((m, i) => stored.push(this.insertMessage(db, m, accepted[i]!, leased)));
     });
     for (const a of accepted) this.bumpQueue(a.recipients[0]!.queue, a.recipients.length);
-    if (leased) messages.forEach((m, i) => this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length));
+    if (leased)
+      messages.forEach((m, i) =>
+        this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length),
+      );
     this.recorder.publish(stored);
     return accepted;
   }
@@ -116,7 +119,14 @@ export class Spool {
     this.stmt.insertMessage!.run(a.messageId, m.sender, m.queue, at, m.body.length, m.body);
     for (const r of a.recipients) {
       this.stmt.insertRecipient!.run(
-        r.id, r.messageId, r.address, r.domain, r.queue, at, r.expiresAt, leased ? 1 : 0,
+        r.id,
+        r.messageId,
+        r.address,
+        r.domain,
+        r.queue,
+        at,
+        r.expiresAt,
+        leased ? 1 : 0,
       );
     }
     return this.recorder.insert(db, {

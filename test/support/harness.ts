@@ -9,7 +9,11 @@ import { pino } from 'pino';
 import { generate } from 'selfsigned';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { RFC5321_TIMEOUTS, openSession, type TransactionResult } from '../../src/delivery/smtp-client.js';
+import {
+  RFC5321_TIMEOUTS,
+  openSession,
+  type TransactionResult,
+} from '../../src/delivery/smtp-client.js';
 import { Engine } from '../../src/engine/engine.js';
 import type {
   AttemptRecord,
@@ -30,7 +34,16 @@ export function testConfig(world: TestWorld | null, dataDir: string, extra: Conf
     delivery: {
       port: world?.smtpPort ?? 25,
       idleTimeout: 0.3,
-      timeouts: { connect: 2, greeting: 2, ehlo: 2, mail: 2, rcpt: 2, dataInit: 2, dataBlock: 2, dataDone: 2 },
+      timeouts: {
+        connect: 2,
+        greeting: 2,
+        ehlo: 2,
+        mail: 2,
+        rcpt: 2,
+        dataInit: 2,
+        dataBlock: 2,
+        dataDone: 2,
+      },
     },
     queues: { default: { retry: ['1s'], jitter: 0, maxAge: '30s' } },
     dns: { servers: world ? [world.dns.address] : undefined, cache: 0.2, timeout: 1, tries: 1 },
@@ -65,7 +78,11 @@ export function testTlsFiles(): Promise<{ cert: string; key: string }> {
 }
 
 /** Starts an engine with testConfig (merged with `extra`). */
-export async function startEngine(world: TestWorld | null, extra: ConfigInput = {}, dataDir?: string) {
+export async function startEngine(
+  world: TestWorld | null,
+  extra: ConfigInput = {},
+  dataDir?: string,
+) {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'gridpost-test-'));
   const tls = await testTlsFiles();
   const config = testConfig(world, dir, merge({ smtp: { tls } }, extra));
@@ -121,6 +138,7 @@ export async function api(t: TestEngine, method: string, path: string, body?: un
     },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read any JSON shape
   return { status: res.status, body: (await res.json().catch(() => null)) as any };
 }
 
@@ -164,9 +182,13 @@ export function waitForRecord<K extends StoredRecord['type']>(
   return waitFor(`${type} for ${address}`, find, ms);
 }
 
-function merge(a: any, b: any): any {
-  if (typeof a !== 'object' || a === null || Array.isArray(a)) return b === undefined ? a : b;
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b ?? {})) out[k] = k in a ? merge(a[k], v) : v;
-  return out;
+type Tree = Record<string, unknown>;
+
+/** Deep-merges plain objects; arrays and scalars of `b` replace those of `a`. */
+function merge<T>(a: T, b: unknown): T {
+  if (typeof a !== 'object' || a === null || Array.isArray(a))
+    return (b === undefined ? a : b) as T;
+  const out: Tree = { ...(a as Tree) };
+  for (const [k, v] of Object.entries((b ?? {}) as Tree)) out[k] = k in out ? merge(out[k], v) : v;
+  return out as T;
 }

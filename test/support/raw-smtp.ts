@@ -13,7 +13,10 @@ export class RawSmtp {
   }
 
   /** Connects (optionally from a chosen local address) and reads the greeting. */
-  static async open(port: number, localAddress?: string): Promise<{ c: RawSmtp; greeting: string }> {
+  static async open(
+    port: number,
+    localAddress?: string,
+  ): Promise<{ c: RawSmtp; greeting: string }> {
     const socket = connect({ host: '127.0.0.1', port, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
@@ -57,7 +60,8 @@ export class RawSmtp {
         return m[0].trimEnd();
       }
       if (this.closed) return '';
-      if (Date.now() > deadline) throw new Error(`no reply; buffer: ${JSON.stringify(this.buffer)}`);
+      if (Date.now() > deadline)
+        throw new Error(`no reply; buffer: ${JSON.stringify(this.buffer)}`);
       await new Promise<void>((r) => {
         this.waiters.push(r);
         setTimeout(r, 50);

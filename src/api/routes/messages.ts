@@ -54,7 +54,10 @@ const idParams = {
 } as const;
 
 function summary(a: { messageId: string; recipients: { id: string; address: string }[] }) {
-  return { id: a.messageId, recipients: a.recipients.map((r) => ({ id: r.id, address: r.address })) };
+  return {
+    id: a.messageId,
+    recipients: a.recipients.map((r) => ({ id: r.id, address: r.address })),
+  };
 }
 
 /** Turns one API message into an intake offer, checking what intake cannot know. */
@@ -62,13 +65,17 @@ async function toOffer(ctx: ApiContext, m: ApiMessage, i: number, key?: string):
   const at = `messages[${i}]`;
   const queue = m.queue ?? 'default';
   if (!ctx.config.queues[queue]) {
-    throw new GridpostError('E_UNKNOWN_QUEUE', `${at}.queue: no queue "${queue}"`, { path: `${at}.queue` });
+    throw new GridpostError('E_UNKNOWN_QUEUE', `${at}.queue: no queue "${queue}"`, {
+      path: `${at}.queue`,
+    });
   }
   const { sender, recipients, raw } = await contentOf(ctx, m, at);
   checkEnvelope(ctx, sender, recipients, at);
   if (raw.length > ctx.config.smtp.maxMessageSize) {
     const limit = ctx.config.smtp.maxMessageSize;
-    throw new GridpostError('E_MESSAGE_TOO_LARGE', `${at}: ${raw.length} bytes, limit ${limit}`, { path: at });
+    throw new GridpostError('E_MESSAGE_TOO_LARGE', `${at}: ${raw.length} bytes, limit ${limit}`, {
+      path: at,
+    });
   }
   return { sender, recipients, raw, queue, via: 'http', client: { apiKey: key } };
 }
@@ -76,7 +83,9 @@ async function toOffer(ctx: ApiContext, m: ApiMessage, i: number, key?: string):
 async function contentOf(ctx: ApiContext, m: ApiMessage, at: string) {
   if (m.raw !== undefined) {
     if (!m.envelope) {
-      throw new GridpostError('E_VALIDATION', `${at}.envelope: required with raw`, { path: `${at}.envelope` });
+      throw new GridpostError('E_VALIDATION', `${at}.envelope: required with raw`, {
+        path: `${at}.envelope`,
+      });
     }
     return { sender: m.envelope.from, recipients: m.envelope.to, raw: Buffer.from(m.raw, 'utf8') };
   }
@@ -106,7 +115,8 @@ function checkEnvelope(ctx: ApiContext, sender: string, recipients: string[], at
 
 function badAddress(address: string, path: string): void {
   const problem = addressProblem(address);
-  if (problem) throw new GridpostError('E_BAD_ADDRESS', `${path}: "${address}" ${problem}`, { path });
+  if (problem)
+    throw new GridpostError('E_BAD_ADDRESS', `${path}: "${address}" ${problem}`, { path });
 }
 
 function list(v: string | string[] | undefined): string[] {
@@ -119,7 +129,10 @@ function bareAddress(v: string): string {
   return parsed[0]?.address || v;
 }
 
-function refusalError(r: { ok: false; refusal: { reason: string; text: string } } | { ok: true }, i: number) {
+function refusalError(
+  r: { ok: false; refusal: { reason: string; text: string } } | { ok: true },
+  i: number,
+) {
   const refusal = (r as { refusal: { reason: string; text: string } }).refusal;
   const code = refusal.reason === 'storage' ? 'E_STORAGE' : 'E_BAD_MESSAGE';
   return new GridpostError(code, `messages[${i}]: ${refusal.text}`, { path: `messages[${i}]` });
