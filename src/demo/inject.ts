@@ -37,23 +37,34 @@ export interface InjectCounts {
   firstRefusal?: string;
 }
 
-// Sessions injecting at once: a handful, as a sending platform keeps open to its MTA. Each
-// waits for the engine's durable 250 before sending its next message.
-const SMTP_SESSIONS = 4;
+/**
+ * SMTP sessions injecting at once: a handful, as a sending platform keeps open to its MTA.
+ * Each waits for the engine's durable 250 before it sends its next message.
+ */
+export const SMTP_SESSIONS = 4;
 // Messages per POST /api/v1/messages (the API takes up to 1,000).
 const HTTP_BATCH = 100;
 const DISPLAY_FROM = 'Gridpost demo';
 
-/** Injects every planned message; resolves when each was accepted or refused. */
-export async function injectAll(plan: InjectPlan, target: InjectTarget, counts: InjectCounts) {
+/**
+ * Injects every planned message; resolves when each was accepted or refused, or once the
+ * messages under way are answered after `signal` aborts.
+ */
+export async function injectAll(
+  plan: InjectPlan,
+  target: InjectTarget,
+  counts: InjectCounts,
+  signal?: AbortSignal,
+): Promise<void> {
   const smtp: number[] = [];
   const http: number[] = [];
   plan.recipients.forEach((_to, i) => (plan.viaHttp(i) ? http : smtp).push(i));
-  const next = cursor(smtp);
+  const nextSmtp = cursor(smtp, signal);
   const workers = Array.from({ length: Math.min(SMTP_SESSIONS, smtp.length) }, () =>
-    smtpWorker(plan, target, next, counts),
+    smtpWorker(plan, target, nextSmtp, counts),
   );
-  await Promise.all([...workers, httpBatches(plan, target, http, counts)]);
+  const batches = batchesOf(http, HTTP_BATCH);
+  await Promise.all([...workers, httpBatches(plan, target, cursor(batches, signal), counts)]);
 }
 
 /** Zeroed counts. */
@@ -61,10 +72,16 @@ export function emptyCounts(): InjectCounts {
   return { accepted: 0, viaSmtp: 0, viaHttp: 0, httpRequests: 0, refused: 0 };
 }
 
-/** Hands out the items of a list once each, to workers sharing it. */
-function cursor(items: number[]): () => number | undefined {
+/** Hands out the items of a list once each, to workers sharing it, until `signal` aborts. */
+function cursor<T>(items: T[], signal?: AbortSignal): () => T | undefined {
   let at = 0;
-  return () => items[at++];
+  return () => (signal?.aborted ? undefined : items[at++]);
+}
+
+function batchesOf<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let at = 0; at < items.length; at += size) out.push(items.slice(at, at + size));
+  return out;
 }
 
 /** One SMTP session sending messages until none is left; reopens it if the engine drops it. */
@@ -114,15 +131,14 @@ function countSmtp(result: TransactionResult, counts: InjectCounts): void {
   }
 }
 
-/** Posts the HTTP share in batches, one request at a time. */
+/** Posts the HTTP share batch after batch, one request at a time. */
 async function httpBatches(
   plan: InjectPlan,
   target: InjectTarget,
-  indexes: number[],
+  next: () => number[] | undefined,
   counts: InjectCounts,
 ): Promise<void> {
-  for (let at = 0; at < indexes.length; at += HTTP_BATCH) {
-    const batch = indexes.slice(at, at + HTTP_BATCH);
+  for (let batch = next(); batch !== undefined; batch = next()) {
     const messages = batch.map((i) => ({
       from: `${DISPLAY_FROM} <${plan.sender}>`,
       to: plan.recipients[i]!,

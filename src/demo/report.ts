@@ -1,16 +1,20 @@
 /**
- * The demo's closing report: one row per provider (sent, delivered, deferred, bounced,
+ * The demo's closing report: one row per provider (injected, delivered, deferred, bounced,
  * expired, delivered over TLS), the top reasons behind what was not delivered at once, an
  * example trace, and where to look next.
  */
-import { formatTrace } from '../cli/format.js';
-import type { StoredRecord } from '../records/types.js';
 import type { InjectCounts } from './inject.js';
 import type { DomainTally } from './tally.js';
 
 /** One provider's line of the summary. */
 export interface ProviderSummary extends DomainTally {
   behaviour: string;
+}
+
+/** One recipient's history, as `gridpost trace` prints it. */
+export interface TraceExample {
+  address: string;
+  trace: string;
 }
 
 /** Everything the report shows. */
@@ -22,14 +26,23 @@ export interface ReportInput {
   /** Recipients still queued when the run ended (0 unless the time limit cut it short). */
   waiting: number;
   timedOut: boolean;
-  example?: { address: string; records: StoredRecord[] };
+  example?: TraceExample;
   /** The data directory, when it is kept after the run. */
   keptDataDir?: string;
 }
 
 // Reasons listed per provider: enough for the demo's behaviours, short enough to read.
 const REASONS_PER_PROVIDER = 3;
-const COLUMNS = ['provider', 'behaviour', 'sent', 'delivered', 'deferred', 'bounced', 'expired', 'tls'];
+const COLUMNS = [
+  'provider',
+  'behaviour',
+  'injected',
+  'delivered',
+  'deferred',
+  'bounced',
+  'expired',
+  'tls',
+];
 
 /** The report as lines. */
 export function formatReport(r: ReportInput): string[] {
@@ -50,8 +63,8 @@ function headline(r: ReportInput): string[] {
   const i = r.injected;
   const seconds = (r.elapsedMs / 1000).toFixed(1);
   const how =
-    `${i.viaSmtp} over SMTP in ${r.smtpSessions} sessions, ` +
-    `${i.viaHttp} over HTTP in ${i.httpRequests} requests`;
+    `${i.viaSmtp} over SMTP in ${plural(r.smtpSessions, 'session')}, ` +
+    `${i.viaHttp} over HTTP in ${plural(i.httpRequests, 'request')}`;
   const lines = [`Summary after ${seconds} s: ${i.accepted} messages injected (${how})`];
   if (i.refused > 0) lines.push(`${i.refused} refused at intake; first: ${i.firstRefusal}`);
   if (r.timedOut) lines.push(`Time limit reached with ${r.waiting} recipients still queued.`);
@@ -60,8 +73,14 @@ function headline(r: ReportInput): string[] {
 
 /** The per-provider table with a total row; "tls" counts deliveries over STARTTLS. */
 function providerTable(providers: ProviderSummary[]): string[] {
-  const numbers = (p: ProviderSummary) =>
-    [p.received, p.delivered, p.deferred, p.bounced, p.expired, p.deliveredTls];
+  const numbers = (p: ProviderSummary) => [
+    p.received,
+    p.delivered,
+    p.deferred,
+    p.bounced,
+    p.expired,
+    p.deliveredTls,
+  ];
   const rows = providers.map((p) => [p.domain, p.behaviour, ...numbers(p).map(String)]);
   const totals: number[] = [];
   for (const p of providers) numbers(p).forEach((n, c) => (totals[c] = (totals[c] ?? 0) + n));
@@ -83,34 +102,40 @@ function reasons(providers: ProviderSummary[]): string[] {
 
 const REASON_WORD = { TransientFailure: 'deferred', Bounce: 'bounced', Expiration: 'expired' };
 
-function exampleTrace(example: ReportInput['example']): string[] {
+function exampleTrace(example: TraceExample | undefined): string[] {
   if (!example) return [];
-  const trace = formatTrace({ records: example.records, waiting: [] });
   return [
     '',
-    `The records of one greylisted recipient (what \`gridpost trace ${example.address}\` shows):`,
-    ...trace.split('\n').map((l) => `  ${l}`),
+    `One greylisted recipient, as \`gridpost trace ${example.address}\` shows it:`,
+    ...example.trace.split('\n').map((l) => `  ${l}`),
   ];
 }
 
 function nextSteps(r: ReportInput): string[] {
-  const lines = ['Where to look next:'];
-  if (r.keptDataDir) {
-    lines.push(`  the accounting records (JSON lines): ${r.keptDataDir}/records/`);
-    lines.push(`  the engine's store and spool: ${r.keptDataDir}`);
-  } else {
-    lines.push('  npm run demo -- --keep   keeps the data directory with the accounting records');
-  }
-  lines.push('  npm run demo -- --messages 20000   a bigger run');
-  lines.push('  while a demo runs, the trace command printed at its start shows any recipient');
-  return lines;
+  const records = r.keptDataDir
+    ? `  accounting records, one JSON object per line: ${r.keptDataDir}/records/`
+    : '  npm run demo -- --keep     keeps the data directory and its accounting records';
+  return [
+    'Where to look next:',
+    "  gridpost trace <address>   any recipient's history, while its engine runs (the command",
+    '                             for this run was printed at the start)',
+    '  gridpost status            what an engine treated, and its queue sizes',
+    records,
+    '  npm run demo -- --messages 20000   a bigger run',
+  ];
 }
 
 /** Pads cells into columns two spaces apart; right-aligned where `right` says so. */
 function alignColumns(rows: string[][], right: boolean[]): string[] {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, c) => (widths[c] = Math.max(widths[c] ?? 0, cell.length)));
+  for (const row of rows)
+    row.forEach((cell, c) => (widths[c] = Math.max(widths[c] ?? 0, cell.length)));
   const pad = (cell: string, c: number) =>
     right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!);
   return rows.map((row) => row.map(pad).join('  ').trimEnd());
+}
+
+/** "1 request", "6 requests". */
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

@@ -21,6 +21,8 @@ export interface DemoProvider {
   behaviour: string;
   /** The recipient of the n-th message (from 0) sent to this provider. */
   recipient(n: number): string;
+  /** Where its MX host listens, HOST:PORT on loopback. */
+  mx: string;
 }
 
 /** The tunable behaviours; the defaults suit a few thousand messages. */
@@ -41,31 +43,24 @@ const DEFAULT_BUSY_PER_SECOND = 50;
 const DEFAULT_GREYLIST_SECONDS = 2;
 // The receivers keep only the latest messages: the demo counts through records, and a long
 // run with --messages 100000 should not hold every body in memory.
-const RETAINED_MESSAGES = 100;
+const RETAINED = 100;
 // At strict.demo, one recipient in UNKNOWN_EVERY is unknown and one in FULL_EVERY has a full
 // mailbox (10 % and 5 %), at fixed positions so that runs are comparable.
 const UNKNOWN_EVERY = 10;
 const FULL_EVERY = 20;
 
-/** A provider plus the receiver options that give it its behaviour. */
-type ProviderSpec = DemoProvider & { options: ProviderOptions };
+/** A provider to start, with the receiver options that give it its behaviour. */
+type ProviderSpec = Omit<DemoProvider, 'mx'> & { options: ProviderOptions };
 
 /** Starts the test world and its providers; stops what started if one fails. */
 export async function startDemoWorld(opts: DemoWorldOptions = {}): Promise<DemoWorld> {
   const world = await TestWorld.start();
   try {
-    const specs = providerSpecs(opts);
-    for (const spec of specs) {
-      await world.addProvider([spec.domain], {
-        retainMessages: RETAINED_MESSAGES,
-        ...spec.options,
-      });
+    const providers: DemoProvider[] = [];
+    for (const { options, ...spec } of providerSpecs(opts)) {
+      const rx = await world.addProvider([spec.domain], { retainMessages: RETAINED, ...options });
+      providers.push({ ...spec, mx: `${rx.host}:${rx.port}` });
     }
-    const providers = specs.map(({ domain, behaviour, recipient }) => ({
-      domain,
-      behaviour,
-      recipient,
-    }));
     return { world, providers };
   } catch (err) {
     await world.stop();
