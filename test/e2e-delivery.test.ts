@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   accept,
+  atStage,
   compose,
   dropMidData,
   greylist,
@@ -86,6 +87,27 @@ describe('direct delivery', () => {
     await rx.waitForMessages(1, 5000);
     const d = await waitForRecord(t, 'x@backup.test', 'Delivery');
     assert.equal(d.mxHost, 'mx2.backup.test');
+  });
+
+  it('tries the next MX when the first answers 421 to the greeting', async () => {
+    const busy = await world.addProvider(['busyfirst-a.test'], {
+      mxName: 'mx1.busyfirst.test',
+      script: atStage('connect', '421 4.3.2 Service busy, try later'),
+    });
+    const ok = await world.addProvider(['busyfirst-b.test'], { mxName: 'mx2.busyfirst.test' });
+    world.dns.set('busyfirst.test', {
+      mx: [
+        { exchange: 'mx1.busyfirst.test', priority: 10 },
+        { exchange: 'mx2.busyfirst.test', priority: 20 },
+      ],
+    });
+    const to = 'x@busyfirst.test';
+    await injectSmtp(t.smtpPort, 'a@sender.test', [to], simpleMessage('a@sender.test', to));
+    await ok.waitForMessages(1, 5000);
+    assert.equal(busy.messages.length, 0);
+    assert.ok(busy.connections.length >= 1, 'the first MX was tried');
+    const d = await waitForRecord(t, to, 'Delivery');
+    assert.equal(d.mxHost, 'mx2.busyfirst.test');
   });
 
   it('bounces at once for a Null MX (RFC 7505) with 5.1.10', async () => {
