@@ -14,16 +14,22 @@
  * pipe) reaches N. A side client of ours sends one message every 20 ms meanwhile and times each
  * 250: the injection latency under load. Not a test: it prints a table and a JSON line.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, mkdirSync, mkdtempSync } from 'node:fs';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { RFC5321_TIMEOUTS, openSession } from '../src/delivery/smtp-client.js';
-import { TestWorld } from '../src/testworld/index.js';
+import {
+  PrivatePostfix,
+  SmtpSink,
+  TestWorld,
+  killOnExit,
+  peersUnavailable,
+  smtpSource,
+  type SourceLoad,
+} from '../src/testworld/index.js';
 import { freePort, kill9, spawnEngine, writeChildConfig } from '../test/support/child-engine.js';
 import { TEST_KEY } from '../test/support/harness.js';
 
@@ -64,16 +70,8 @@ const SAMPLE_INTERVAL_MS = 20;
 const DRAIN_BASE_MS = 120_000;
 // A stopped engine gets this long (ms) to exit on SIGTERM before SIGKILL.
 const STOP_GRACE_MS = 10_000;
-// Postfix's mail_owner: the instance's data directory (master.lock) must belong to it.
-const POSTFIX_USER = 'postfix';
-
-/** Every child process and private Postfix config dir, so that none outlives the bench. */
-const children = new Set<ChildProcess>();
-const postfixConfs = new Set<string>();
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-  for (const conf of postfixConfs) spawnSync(tool('postfix') ?? 'postfix', ['-c', conf, 'abort']);
-});
+// smtp-sink's listen backlog: smtp-source opens all its sessions at once.
+const SINK_BACKLOG = 1024;
 
 /** Undo steps, run newest first at the end, on an error and on SIGINT/SIGTERM. */
 class Cleanup {
@@ -94,107 +92,8 @@ class Cleanup {
   }
 }
 
-/** The absolute path of a program on PATH or in /usr/sbin, or undefined. */
-function tool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin'];
-  for (const dir of dirs.filter(Boolean)) {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-/** Starts a program, tracked so that it cannot outlive the bench. */
-function start(name: string, args: string[], stdout: 'pipe' | 'ignore' = 'ignore') {
-  const child = spawn(tool(name) ?? name, args, { stdio: ['ignore', stdout, 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-/** Runs a program to its end; resolves with its exit code and output (stdout and stderr). */
-function run(name: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = start(name, args, 'pipe');
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, out }));
-  });
-}
-
-/** Resolves once host:port accepts a TCP connection; polls every 20 ms for up to 10 s. */
-async function listening(host: string, port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port }, () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port}`);
-    await sleep(20);
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** smtp-sink with -c: its counter goes to a pipe, and we note when it reaches a count. */
-class SmtpSink {
-  private messages = 0;
-  private readonly waiters = new Set<{ n: number; resolve: (at: number) => void }>();
-
-  private constructor(private readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => this.observe(d.toString()));
-    child.stderr!.on('data', (d: Buffer) => process.stderr.write(`smtp-sink: ${d.toString()}`));
-  }
-
-  /** Starts a sink on host:port; as root it must drop privileges (-u). */
-  static async start(host: string, port: number): Promise<SmtpSink> {
-    const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-    // Backlog 1024: smtp-source opens all its sessions at once.
-    const child = start('smtp-sink', [...user, '-c', `${host}:${port}`, '1024'], 'pipe');
-    await listening(host, port);
-    return new SmtpSink(child);
-  }
-
-  /** The performance.now() at which the counter reached n; rejects after timeoutMs. */
-  reached(n: number, timeoutMs: number): Promise<number> {
-    if (this.messages >= n) return Promise.resolve(performance.now());
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(new Error(`smtp-sink counted ${this.messages} of ${n} messages in ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = { n, resolve: (at: number) => (clearTimeout(timer), resolve(at)) };
-      this.waiters.add(waiter);
-    });
-  }
-
-  stop(): void {
-    this.child.kill('SIGTERM');
-  }
-
-  /** Reads counter lines ("sess=1 quit=0 mesg=42", each ended by a bare CR). */
-  private observe(text: string): void {
-    const all = [...text.matchAll(/mesg=(\d+)/g)];
-    const last = all[all.length - 1];
-    if (!last) return;
-    this.messages = Number(last[1]);
-    const now = performance.now();
-    for (const w of this.waiters) {
-      if (this.messages < w.n) continue;
-      this.waiters.delete(w);
-      w.resolve(now);
-    }
-  }
 }
 
 /** A message of about `bytes` bytes: a few header fields and 76-column lines. */
@@ -242,10 +141,15 @@ function percentile(values: number[], p: number): number {
   return sorted[rank - 1] ?? NaN;
 }
 
-/** smtp-source's arguments for the workload: -d keeps each session for its next message. */
-function workload(o: Options, host: string, port: number): string[] {
-  const load = ['-s', `${o.sessions}`, '-m', `${o.messages}`, '-l', `${o.size}`, '-d'];
-  return [...load, '-f', SENDER, '-t', RECIPIENT, `${host}:${port}`];
+/** The workload as smtp-source runs it, into host:port. */
+function workload(o: Options, host: string, port: number): SourceLoad {
+  const { sessions, messages, size } = o;
+  return { host, port, sessions, messages, size, from: SENDER, to: RECIPIENT };
+}
+
+/** A fresh smtp-sink, so a fresh counter, at host on the test world's SMTP port. */
+function startSink(world: TestWorld, host: string): Promise<SmtpSink> {
+  return SmtpSink.start(host, world.smtpPort, { backlog: SINK_BACKLOG });
 }
 
 /** Where a run injects, the sink that counts its messages, and whether to sample latency. */
@@ -264,8 +168,9 @@ async function measure(name: string, target: Target, o: Options): Promise<Figure
   const samples = target.sample ? sampleLatency(port, o.size, stop).catch(noSamples) : undefined;
   try {
     // smtp-source exits non-zero on any reply it did not expect.
-    const source = await run('smtp-source', workload(o, host, port));
-    if (source.code !== 0) throw new Error(`${name}: smtp-source failed: ${source.out}`);
+    const source = await smtpSource(workload(o, host, port));
+    if (source.code !== 0)
+      throw new Error(`${name}: smtp-source failed: ${source.stdout}${source.stderr}`);
     const injectedAt = performance.now();
     const doneAt = await sink.reached(o.messages, DRAIN_BASE_MS + o.messages);
     stop.now = true;
@@ -310,7 +215,7 @@ function summarise(latencies: number[]) {
 
 /** The raw limit: smtp-source straight into smtp-sink (no latency sample: it would count). */
 async function benchRaw(world: TestWorld, o: Options, cleanup: Cleanup): Promise<Figures> {
-  const sink = await SmtpSink.start(SINK.raw, world.smtpPort);
+  const sink = await startSink(world, SINK.raw);
   cleanup.add(() => sink.stop());
   const target = { host: SINK.raw, port: world.smtpPort, sink, sample: false };
   const figures = await measure('raw: smtp-source -> smtp-sink', target, o);
@@ -320,7 +225,7 @@ async function benchRaw(world: TestWorld, o: Options, cleanup: Cleanup): Promise
 
 /** The engine as a child process, delivering through MX lookups to its own sink. */
 async function benchEngine(world: TestWorld, o: Options, cleanup: Cleanup): Promise<Figures> {
-  const sink = await SmtpSink.start(SINK.engine, world.smtpPort);
+  const sink = await startSink(world, SINK.engine);
   cleanup.add(() => sink.stop());
   pointMx(world, 'sink.bench', SINK.engine);
   const dataDir = mkdtempSync(join(tmpdir(), 'gridpost-bench-'));
@@ -334,7 +239,7 @@ async function benchEngine(world: TestWorld, o: Options, cleanup: Cleanup): Prom
     log: { level: 'warn' },
   });
   const engine = await spawnEngine(file, world);
-  children.add(engine);
+  killOnExit(engine);
   cleanup.add(() => stopEngine(engine));
   const target = { host: '127.0.0.1', port: smtpPort, sink, sample: true };
   const figures = await measure('gridpost engine', target, o);
@@ -377,151 +282,20 @@ async function stopEngine(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A private Postfix instance relaying everything to one sink. */
-class RelayPostfix {
-  private stopped = false;
-
-  private constructor(readonly dir: string) {}
-
-  /** Configures the instance in a fresh temp dir, runs `postfix check` and `postfix start`. */
-  static async start(smtpdPort: number, params: Record<string, string>): Promise<RelayPostfix> {
-    const pf = new RelayPostfix(mkdtempSync(join(tmpdir(), 'gridpost-bench-postfix-')));
-    try {
-      pf.layout(smtpdPort);
-      const all = { ...relayParams(pf.dir), ...params };
-      await pf.expect('postconf', ['-c', pf.conf, '-e', ...Object.entries(all).map(kv)]);
-      await pf.expect('postfix', ['-c', pf.conf, 'check']);
-      postfixConfs.add(pf.conf);
-      await pf.expect('postfix', ['-c', pf.conf, 'start']);
-      return pf;
-    } catch (err) {
-      await pf.stop();
-      throw err;
-    }
-  }
-
-  get conf(): string {
-    return join(this.dir, 'conf');
-  }
-
-  /** True when `postqueue -p` says the queue is empty. */
-  async queueEmpty(): Promise<boolean> {
-    const res = await run('postqueue', ['-c', this.conf, '-p']);
-    return /Mail queue is empty/.test(res.out);
-  }
-
-  /** `postfix stop` (abort when that fails), then removes the instance's files. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    if (postfixConfs.delete(this.conf)) {
-      const res = await run('postfix', ['-c', this.conf, 'stop']);
-      if (res.code !== 0) await run('postfix', ['-c', this.conf, 'abort']);
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  /** The directories (data belongs to mail_owner), master.cf and an empty main.cf. */
-  private layout(smtpdPort: number): void {
-    // Postfix daemons running as mail_owner must reach the queue inside our 0700 temp dir.
-    chmodSync(this.dir, 0o755);
-    for (const d of ['conf', 'queue', 'data']) mkdirSync(join(this.dir, d));
-    chownSync(join(this.dir, 'data'), uidOf(POSTFIX_USER), 0);
-    writeFileSync(join(this.conf, 'master.cf'), masterCf(`127.0.0.1:${smtpdPort}`));
-    writeFileSync(join(this.conf, 'main.cf'), '');
-  }
-
-  /** Runs a Postfix command that must succeed; quotes the maillog's tail when it does not. */
-  private async expect(name: string, args: string[]): Promise<void> {
-    const res = await run(name, args);
-    if (res.code === 0) return;
-    const log = readTail(join(this.dir, 'maillog'));
-    throw new Error(`${name} ${args.slice(2).join(' ')} failed: ${res.out}\n${log}`);
-  }
-}
-
-function kv([k, v]: [string, string]): string {
-  return `${k}=${v}`;
-}
-
-function uidOf(user: string): number {
-  const res = spawnSync('id', ['-u', user], { encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`no user ${user}: is Postfix installed?`);
-  return Number(res.stdout.trim());
-}
-
-/** The last lines of a log file, to quote in an error. */
-function readTail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-10).join('\n');
-  } catch {
-    return '(no maillog)';
-  }
-}
-
-/**
- * master.cf: smtpd on `listen` and the stock daemons of a relay. None is chrooted: Debian's
- * master.cf chroots most of them into the queue directory, which in a private instance lacks
- * the files they would need there (resolv.conf, services, ...).
- */
-function masterCf(listen: string): string {
-  const services = [
-    `${listen} inet n - n - - smtpd`,
-    'pickup unix n - n 60 1 pickup',
-    'cleanup unix n - n - 0 cleanup',
-    'qmgr unix n - n 300 1 qmgr',
-    'rewrite unix - - n - - trivial-rewrite',
-    'bounce unix - - n - 0 bounce',
-    'defer unix - - n - 0 bounce',
-    'trace unix - - n - 0 bounce',
-    'verify unix - - n - 1 verify',
-    'flush unix n - n 1000? 0 flush',
-    'proxymap unix - - n - - proxymap',
-    'smtp unix - - n - - smtp',
-    'relay unix - - n - - smtp',
-    'showq unix n - n - - showq',
-    'error unix - - n - - error',
-    'retry unix - - n - - error',
-    'discard unix - - n - - discard',
-    'anvil unix - - n - 1 anvil',
-    'scache unix - - n - 1 scache',
-    'postlog unix-dgram n - n - 1 postlogd',
-  ];
-  return services.join('\n') + '\n';
-}
-
-/** main.cf of the relay: its own directories, a file log, no local delivery, no DNS. */
-function relayParams(dir: string): Record<string, string> {
-  return {
-    compatibility_level: '3.6',
-    queue_directory: join(dir, 'queue'),
-    data_directory: join(dir, 'data'),
-    // No syslog here: log to a file, which must sit under one of these prefixes.
-    maillog_file: join(dir, 'maillog'),
-    maillog_file_prefixes: dir,
-    myhostname: 'relay.postfix.bench',
-    mydestination: 'localhost',
-    // `postfix check` wants an address a local interface carries.
-    inet_interfaces: '127.0.0.1',
-    inet_protocols: 'ipv4',
-    mynetworks: '127.0.0.0/8',
-    alias_maps: '',
-    alias_database: '',
-    // There is no DNS server for Postfix here; the client is always 127.0.0.1.
-    smtpd_peername_lookup: 'no',
-  };
-}
-
 /** The same workload through a private Postfix relay. */
 async function benchPostfix(world: TestWorld, o: Options, cleanup: Cleanup): Promise<Figures> {
-  const sink = await SmtpSink.start(SINK.postfix, world.smtpPort);
+  const sink = await startSink(world, SINK.postfix);
   cleanup.add(() => sink.stop());
   const port = await freePort();
   const next = (ip: string) => `[${ip}]:${world.smtpPort}`;
-  const postfix = await RelayPostfix.start(port, {
-    // Brackets: the IP itself, no MX lookup. The latency sample goes to its own sink.
-    relayhost: next(SINK.postfix),
-    transport_maps: `inline:{ ${LATENCY_DOMAIN}=smtp:${next(SINK.latency)} }`,
+  const postfix = await PrivatePostfix.start({
+    listen: `127.0.0.1:${port}`,
+    hostname: 'relay.postfix.bench',
+    params: {
+      // Brackets: the IP itself, no MX lookup. The latency sample goes to its own sink.
+      relayhost: next(SINK.postfix),
+      transport_maps: `inline:{ ${LATENCY_DOMAIN}=smtp:${next(SINK.latency)} }`,
+    },
   });
   cleanup.add(() => postfix.stop());
   const target = { host: '127.0.0.1', port, sink, sample: true };
@@ -557,10 +331,7 @@ function options(): Options {
 
 /** Why Postfix cannot be measured here, or undefined. */
 function postfixUnavailable(): string | undefined {
-  const absent = ['postfix', 'postconf', 'postqueue'].filter((n) => !tool(n));
-  if (absent.length > 0) return `${absent.join(', ')} not installed`;
-  if (process.getuid?.() !== 0) return 'a private Postfix instance needs root';
-  return undefined;
+  return peersUnavailable(['postfix', 'postconf', 'postqueue'], { root: true });
 }
 
 /** What is measured and how, before the figures. */
@@ -639,8 +410,8 @@ const round2 = (n: number) => Math.round(n * 100) / 100;
 
 async function main(): Promise<void> {
   const o = options();
-  const absent = ['smtp-source', 'smtp-sink'].filter((n) => !tool(n)).join(', ');
-  if (absent) throw new Error(`${absent} not installed (apt-get install postfix)`);
+  const absent = peersUnavailable(['smtp-source', 'smtp-sink']);
+  if (absent) throw new Error(absent);
   const cleanup = new Cleanup();
   const onSignal = (signal: string) => {
     console.error(`\n${signal}: stopping every process started and removing temp dirs`);
@@ -663,7 +434,7 @@ async function main(): Promise<void> {
 async function runAll(o: Options, cleanup: Cleanup) {
   const world = await TestWorld.start({ smtpPort: await freePort() });
   cleanup.add(() => world.stop());
-  const latency = await SmtpSink.start(SINK.latency, world.smtpPort);
+  const latency = await startSink(world, SINK.latency);
   cleanup.add(() => latency.stop());
   pointMx(world, LATENCY_DOMAIN, SINK.latency);
   const raw = await step('raw', () => benchRaw(world, o, cleanup));

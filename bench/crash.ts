@@ -13,10 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { RFC5321_TIMEOUTS, openSession } from '../src/delivery/smtp-client.js';
 import { TestWorld, type Receiver, type ReceiverScript } from '../src/testworld/index.js';
 import { kill9, spawnEngine, writeChildConfig } from '../test/support/child-engine.js';
-import { simpleMessage } from '../test/support/harness.js';
+import { injectLoad } from '../test/support/load.js';
 
 interface Options {
   rounds: number;
@@ -39,9 +38,6 @@ const DOMAIN = 'crash.bench';
 const SENDER = 'load@source.bench';
 // How often the final wait looks at the receiver, in milliseconds.
 const POLL_MS = 200;
-// A client waits this long (ms) for the engine's greeting and for its 250 after the dot; the
-// engine answers in milliseconds, so only a dead engine makes a client wait this long.
-const CLIENT_WAIT_MS = 5_000;
 
 /**
  * The recipients each receiver connection has in an open transaction: from MAIL until the end
@@ -76,28 +72,6 @@ class FlightTracker {
   }
 }
 
-/** One client session sending one message after another until stopped or cut off. */
-async function inject(port: number, prefix: string, stop: { now: boolean }): Promise<string[]> {
-  const acked: string[] = [];
-  const opened = await openSession({
-    ip: '127.0.0.1',
-    port,
-    mxHost: 'engine',
-    helo: 'load.crash.bench',
-    tls: 'disabled',
-    timeouts: { ...RFC5321_TIMEOUTS, greeting: CLIENT_WAIT_MS, dataDone: CLIENT_WAIT_MS },
-  });
-  if (!opened.ok) return acked;
-  for (let i = 0; !stop.now && opened.session.usable; i++) {
-    const to = `${prefix}-${i}@${DOMAIN}`;
-    const body = Buffer.from(simpleMessage(SENDER, to, 'crash bench', `message ${i}`));
-    const res = await opened.session.send({ from: SENDER, recipients: [to] }, body);
-    if (res.data?.code === 250) acked.push(to);
-  }
-  opened.session.destroy();
-  return acked;
-}
-
 /** Injects for o.seconds, then kills the engine; returns the round's figures. */
 async function loadAndKill(
   engine: ChildProcess,
@@ -107,15 +81,14 @@ async function loadAndKill(
   ctx: { rx: Receiver; tracker: FlightTracker },
 ): Promise<Round> {
   const stop = { now: false };
-  const clients = Array.from({ length: o.sessions }, (_, k) =>
-    inject(port, `r${round}c${k}`, stop),
-  );
+  const load = { port, sessions: o.sessions, prefix: `r${round}`, domain: DOMAIN, from: SENDER };
+  const clients = injectLoad(load, stop);
   await sleep(o.seconds * 1000);
   const flight = ctx.tracker.snapshot(ctx.rx);
   const killedAt = Date.now();
   await kill9(engine);
   stop.now = true;
-  const acked = (await Promise.all(clients)).flat();
+  const acked = await clients;
   return {
     acked,
     killedAt,

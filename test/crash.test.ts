@@ -8,10 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
-import { RFC5321_TIMEOUTS, openSession } from '../src/delivery/smtp-client.js';
 import { TestWorld } from '../src/testworld/index.js';
 import { kill9, spawnEngine, writeChildConfig } from './support/child-engine.js';
-import { simpleMessage } from './support/harness.js';
+import { injectLoad } from './support/load.js';
+
+const FROM = 'load@sender.test';
 
 let world: TestWorld;
 let dataDir: string;
@@ -25,40 +26,17 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** One client session sending messages until stopped; returns the acknowledged recipients. */
-async function inject(port: number, prefix: string, stop: { now: boolean }): Promise<string[]> {
-  const acked: string[] = [];
-  const opened = await openSession({
-    ip: '127.0.0.1',
-    port,
-    mxHost: 'engine',
-    helo: 'load.test',
-    tls: 'disabled',
-    timeouts: { ...RFC5321_TIMEOUTS, greeting: 3000, dataDone: 3000 },
-  });
-  if (!opened.ok) return acked;
-  for (let i = 0; !stop.now && opened.session.usable; i++) {
-    const to = `${prefix}-${i}@crash.test`;
-    const res = await opened.session.send(
-      { from: 'load@sender.test', recipients: [to] },
-      Buffer.from(simpleMessage('load@sender.test', to)),
-    );
-    if (res.data?.code === 250) acked.push(to);
-  }
-  opened.session.destroy();
-  return acked;
-}
-
 it('loses no acknowledged message across kill -9 and restart', { timeout: 90_000 }, async () => {
   const rx = await world.addProvider(['crash.test']);
   const { file, smtpPort } = await writeChildConfig(world, dataDir);
   const first = await spawnEngine(file, world);
   const stop = { now: false };
-  const clients = [0, 1, 2, 3, 4, 5, 6, 7].map((n) => inject(smtpPort, `c${n}`, stop));
+  const load = { port: smtpPort, sessions: 8, prefix: '', domain: 'crash.test', from: FROM };
+  const clients = injectLoad(load, stop);
   await new Promise((r) => setTimeout(r, 1500));
   await kill9(first);
   stop.now = true;
-  const acked = (await Promise.all(clients)).flat();
+  const acked = await clients;
   assert.ok(acked.length > 50, `enough load before the kill (${acked.length} acknowledged)`);
   const second = await spawnEngine(file, world);
   try {

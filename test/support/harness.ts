@@ -69,6 +69,8 @@ let tlsFiles: Promise<{ cert: string; key: string }> | null = null;
 export function testTlsFiles(): Promise<{ cert: string; key: string }> {
   tlsFiles ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gridpost-tls-'));
+    // The files serve engines until the process ends, so they go only then.
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     const pems = await generate([{ name: 'commonName', value: 'engine.test' }], { keySize: 2048 });
     writeFileSync(join(dir, 'key.pem'), pems.private, { mode: 0o600 });
     writeFileSync(join(dir, 'cert.pem'), pems.cert);
