@@ -283,6 +283,43 @@ describe('direct delivery', () => {
   });
 });
 
+describe('a destination that fails as a whole is held', () => {
+  let world: TestWorld;
+  let t: TestEngine;
+
+  before(async () => {
+    world = await TestWorld.start();
+    t = await startEngine(world, {
+      delivery: { holdAfterFailure: 1.5 },
+      queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '30s' } },
+    });
+  });
+  after(async () => {
+    await t?.stop();
+    await world?.stop();
+  });
+
+  it('after a 421 it defers without connecting until the hold ends, then delivers', async () => {
+    const rx = await world.addProvider(['held.test'], {
+      script: compose(atStage('mail', '421 4.7.0 Too many messages, slow down'), accept()),
+    });
+    const first = 'a0@held.test';
+    await injectSmtp(t.smtpPort, 'a@sender.test', [first], simpleMessage('a@sender.test', first));
+    await waitForRecord(t, first, 'TransientFailure');
+    const connectionsAtHold = rx.connections.length;
+    for (let i = 1; i <= 5; i++) {
+      const to = `a${i}@held.test`;
+      await injectSmtp(t.smtpPort, 'a@sender.test', [to], simpleMessage('a@sender.test', to));
+      const held = await waitForRecord(t, to, 'TransientFailure');
+      assert.equal(held.stage, 'held');
+      assert.match(held.reply.text, /held for 2s after: Too many messages/);
+    }
+    assert.equal(rx.connections.length, connectionsAtHold, 'no connection while held');
+    rx.setScript(accept());
+    await rx.waitForMessages(6, 10_000);
+  });
+});
+
 describe('timeouts and expiry', () => {
   let world: TestWorld;
   let t: TestEngine;

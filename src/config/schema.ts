@@ -90,6 +90,11 @@ const delivery = z.strictObject({
   maxMessagesPerConnection: z.number().int().min(1).default(1000),
   /** How long an idle connection waits for more mail to the same destination. */
   idleTimeout: duration.prefault('5s'),
+  /**
+   * How long a destination that failed as a whole (no host reachable, temporary DNS failure,
+   * a 421) is left alone; what arrives for it meanwhile is deferred without a connection.
+   */
+  holdAfterFailure: duration.prefault('30s'),
   tls: z.enum(['opportunistic', 'required', 'disabled']).default('opportunistic'),
   timeouts: timeouts.prefault({}),
 });

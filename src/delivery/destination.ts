@@ -3,7 +3,9 @@
  * Recipients of one message sit next to each other in the ready list, so a session can take
  * them as one transaction.
  */
+import type { AttemptDetails } from '../records/types.js';
 import type { QueuedRecipient } from '../spool/spool.js';
+import type { SmtpReply } from './reply.js';
 
 /** Ready recipients of one domain, in arrival order, with the sessions that serve them. */
 export class Destination {
@@ -11,6 +13,11 @@ export class Destination {
   private head = 0;
   /** Sessions open or opening to this destination. */
   sessions = 0;
+  /** Until when (epoch ms) the destination is held after failing as a whole; 0 = not held. */
+  heldUntil = 0;
+  /** The reply that caused the hold (as deferred recipients see it) and where it came from. */
+  heldReply?: SmtpReply;
+  heldWhere?: Partial<AttemptDetails>;
   private idle: ((gotWork: boolean) => void)[] = [];
 
   constructor(readonly domain: string) {}

@@ -3,8 +3,14 @@
  * sessions within the connection limits (per destination and in total), reuses each session
  * for further transactions to the same destination, and reports one outcome per recipient.
  *
- * Limitation: limits are per destination domain, not per site (MX rollup), and there is one
- * egress source; shaping rules, sites and pools replace these defaults.
+ * When a destination fails as a whole (no host accepts a connection, a temporary DNS failure,
+ * or a 421 from the server), it is held for `delivery.holdAfterFailure`: what is ready for it
+ * is deferred with the reason, new arrivals are deferred at once, and no connection is tried
+ * until the hold ends (Postfix calls this a dead destination). Each deferred recipient comes
+ * back on its queue's retry schedule.
+ *
+ * Limitation: limits and holds are per destination domain, not per site (MX rollup), and
+ * there is one egress source; shaping rules, sites and pools replace these defaults.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -49,7 +55,7 @@ export class Dispatcher {
     this.open = opts.open ?? openSession;
     // Once a second, expire ready recipients that waited in memory past their maximum age
     // (a destination that accepts nothing would otherwise hold them).
-    this.sweeper = setInterval(() => this.sweepExpired(), 1000);
+    this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
   }
 
@@ -73,7 +79,8 @@ export class Dispatcher {
       d = new Destination(r.domain);
       this.destinations.set(r.domain, d);
     }
-    if (!d.push(r)) this.maybeOpen(d);
+    if (d.heldUntil > this.now()) this.deferHeld(d, r);
+    else if (!d.push(r)) this.maybeOpen(d);
   }
 
   /** Closes every session and stops taking work. */
@@ -103,7 +110,7 @@ export class Dispatcher {
     d.sessions--;
     this.sessions--;
     this.opts.onSessions?.(this.sessions);
-    if (d.size === 0 && d.sessions === 0) this.destinations.delete(d.domain);
+    if (this.isIdle(d)) this.destinations.delete(d.domain);
     else this.maybeOpen(d);
     for (const s of this.starved) {
       if (this.sessions >= this.opts.delivery.maxConnectionsTotal) break;
@@ -131,6 +138,7 @@ export class Dispatcher {
     const plan = await this.opts.router.plan(d.domain);
     if (plan.kind === 'fail') {
       this.failAll(d, plan.reply, { stage: 'dns' });
+      if (!plan.permanent) this.hold(d, plan.reply, { stage: 'dns' });
       return null;
     }
     let last: { reply: SmtpReply; stage: string; hop?: { name: string; ip: string } } = {
@@ -144,11 +152,9 @@ export class Dispatcher {
       last = { reply: result.reply, stage: result.stage, hop };
       this.opts.log.debug({ domain: d.domain, hop, reply: result.reply }, 'hop failed');
     }
-    this.failAll(d, last.reply, {
-      stage: last.stage,
-      mxHost: last.hop?.name,
-      mxIp: last.hop?.ip,
-    });
+    const where = { stage: last.stage, mxHost: last.hop?.name, mxIp: last.hop?.ip };
+    this.failAll(d, last.reply, where);
+    this.hold(d, last.reply, where);
     return null;
   }
 
@@ -174,18 +180,22 @@ export class Dispatcher {
         if (!(await d.waitForWork(limits.idleTimeout))) return;
         continue;
       }
-      await this.sendBatch(s, batch);
+      const siteReply = await this.sendBatch(s, batch);
+      if (siteReply) this.hold(d, siteReply, { stage: 'mail', mxHost: s.mxHost, mxIp: s.remoteIp });
     }
   }
 
-  /** One transaction: the recipients of one message on an open session. */
-  private async sendBatch(s: SmtpSession, batch: QueuedRecipient[]): Promise<void> {
+  /**
+   * One transaction: the recipients of one message on an open session. Returns the server's
+   * 421 when it closed the session (a refusal of the whole destination for now).
+   */
+  private async sendBatch(s: SmtpSession, batch: QueuedRecipient[]): Promise<SmtpReply | null> {
     const first = batch[0]!;
     const body = this.opts.body(first.messageId);
     if (!body) {
       // The message left the store while its recipients were ready (it was purged).
       this.opts.log.warn({ messageId: first.messageId }, 'message body missing; skipped');
-      return;
+      return null;
     }
     const envelope = {
       from: first.sender,
@@ -200,7 +210,7 @@ export class Dispatcher {
       const details: AttemptDetails = {
         attempt: r.attempts + 1,
         ...hop,
-        stage: result.failure?.stage ?? stageOf(res.reply, result.data),
+        stage: result.failure?.stage ?? stageOf(res.reply, result),
         reply: res.reply,
         timings: {
           sinceReceptionMs: this.now() - r.receivedAt,
@@ -209,6 +219,32 @@ export class Dispatcher {
         },
       };
       this.report(r, res.reply, details);
+    });
+    return result.recipients.find((res) => res.reply.code === 421)?.reply ?? null;
+  }
+
+  /** Holds `d` (see the file comment): defers what is ready and opens nothing until it ends. */
+  private hold(d: Destination, reply: SmtpReply, where: Partial<AttemptDetails>): void {
+    const ms = this.opts.delivery.holdAfterFailure;
+    if (ms <= 0) return;
+    d.heldUntil = this.now() + ms;
+    const text = `delivery to ${d.domain} held for ${Math.round(ms / 1000)}s after: ${reply.text}`;
+    d.heldReply = { ...reply, text };
+    d.heldWhere = where;
+    this.failAll(d, d.heldReply, { ...where, stage: 'held' });
+    this.opts.log.info({ domain: d.domain, reply, heldMs: ms }, 'destination held');
+  }
+
+  /** Defers a recipient that arrived while its destination is held. */
+  private deferHeld(d: Destination, r: QueuedRecipient): void {
+    const now = this.now();
+    const reply = d.heldReply ?? localReply(451, '4.4.1', `delivery to ${d.domain} held`);
+    this.report(r, reply, {
+      attempt: r.attempts + 1,
+      ...d.heldWhere,
+      stage: 'held',
+      reply,
+      timings: { sinceReceptionMs: now - r.receivedAt, queuedMs: now - r.readyAt },
     });
   }
 
@@ -231,15 +267,25 @@ export class Dispatcher {
     }
   }
 
-  private sweepExpired(): void {
+  /** A destination with nothing ready, no session and no hold can be forgotten. */
+  private isIdle(d: Destination): boolean {
+    return d.size === 0 && d.sessions === 0 && d.heldUntil <= this.now();
+  }
+
+  /** Expires ready recipients past their age, and forgets idle destinations (holds ended). */
+  private sweep(): void {
     const now = this.now();
-    for (const d of this.destinations.values()) d.sweepExpired(now, this.opts.onExpired);
+    for (const d of this.destinations.values()) {
+      d.sweepExpired(now, this.opts.onExpired);
+      if (this.isIdle(d)) this.destinations.delete(d.domain);
+    }
   }
 }
 
-/** Which step a per-recipient reply came from: the RCPT reply or the final dot's. */
-function stageOf(reply: SmtpReply, data: SmtpReply | undefined): string {
-  return data && reply === data ? 'data' : 'rcpt';
+/** Which step a per-recipient reply came from: MAIL, RCPT or the final dot. */
+function stageOf(reply: SmtpReply, r: { mail: SmtpReply; data?: SmtpReply }): string {
+  if (reply === r.data) return 'data';
+  return reply === r.mail ? 'mail' : 'rcpt';
 }
 
 function isAscii(s: string): boolean {

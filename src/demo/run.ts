@@ -83,7 +83,8 @@ export function demoConfig(dataDir: string, mxPort: number, dns: string, apiKey:
     dataDir,
     smtp: { listen: '127.0.0.1:0' },
     http: { listen: '127.0.0.1:0', apiKeys: [{ name: 'demo', key: apiKey }] },
-    delivery: { port: mxPort },
+    // A short hold after busy.demo's 421s: long enough to show the pause, short enough for a demo.
+    delivery: { port: mxPort, holdAfterFailure: '2s' },
     // Jitter 0.5 spreads the retries of busy.demo's 421s over seconds instead of bunching
     // them into the same one, so its rate limit lets more through each round.
     queues: { default: { retry: ['2s', '4s'], jitter: 0.5, maxAge: '60s' } },

@@ -34,6 +34,7 @@ export function testConfig(world: TestWorld | null, dataDir: string, extra: Conf
     delivery: {
       port: world?.smtpPort ?? 25,
       idleTimeout: 0.3,
+      holdAfterFailure: 0.2,
       timeouts: {
         connect: 2,
         greeting: 2,
