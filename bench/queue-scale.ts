@@ -80,9 +80,8 @@ async function main(): Promise<void> {
     const startMs = performance.now() - t0;
     const queued = engine.spool.queueSizes().get('default');
     console.log(`engine started in ${startMs.toFixed(0)} ms; queue default: ${queued} recipients`);
-    console.log(
-      `RSS: ${before} MiB before start, ${rssMb()} MiB after; held in memory: ${engine.scheduler.held}`,
-    );
+    const held = engine.scheduler.held;
+    console.log(`RSS: ${before} MiB before start, ${rssMb()} MiB after; held in memory: ${held}`);
     const t1 = performance.now();
     const stop = { now: false };
     const load = injectLoad(

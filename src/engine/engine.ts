@@ -171,11 +171,11 @@ export class Engine {
     this.log.info({ commits: this.committer.stats }, 'engine stopped');
   }
 
+  /** Deletes records past retention, one batch per event-loop turn so delivery never waits. */
   private prune(): void {
+    if (this.stopping) return;
     const before = Date.now() - this.config.records.retention;
-    while (this.recorder.prune(before) > 0) {
-      /* batches of 10,000 until none is left */
-    }
+    if (this.recorder.prune(before) > 0) setImmediate(() => this.prune());
   }
 }
 

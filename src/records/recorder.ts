@@ -33,9 +33,11 @@ export class Recorder {
     );
   }
 
-  /** Stores a record; call inside a committer write. Returns it with its sequence number. */
-  insert(db: Db, record: GridpostRecord): StoredRecord {
-    void db; // the statement is bound to the same connection; the parameter documents the context
+  /**
+   * Stores a record; call inside a committer write (the statement runs on the store's one
+   * connection, inside the write's transaction). Returns it with its sequence number.
+   */
+  insert(record: GridpostRecord): StoredRecord {
     const recipient = 'recipient' in record ? (record.recipient ?? null) : null;
     const info = this.insertStmt.run(
       Date.parse(record.at),

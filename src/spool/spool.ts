@@ -84,8 +84,8 @@ export class Spool {
     const at = this.now();
     const accepted = messages.map((m) => this.prepareAccepted(m, at));
     const stored: StoredRecord[] = [];
-    await this.committer.submit((db) => {
-      messages.forEach((m, i) => stored.push(this.insertMessage(db, m, accepted[i]!, leased)));
+    await this.committer.submit(() => {
+      messages.forEach((m, i) => stored.push(this.insertMessage(m, accepted[i]!, leased)));
     });
     for (const a of accepted) this.bumpQueue(a.recipients[0]!.queue, a.recipients.length);
     if (leased)
@@ -114,7 +114,7 @@ export class Spool {
     return { messageId, recipients };
   }
 
-  private insertMessage(db: Db, m: NewMessage, a: AcceptedMessage, leased: boolean): StoredRecord {
+  private insertMessage(m: NewMessage, a: AcceptedMessage, leased: boolean): StoredRecord {
     const at = a.recipients[0]!.receivedAt;
     this.stmt.insertMessage!.run(a.messageId, m.sender, m.queue, at, m.body.length, m.body);
     for (const r of a.recipients) {
@@ -129,7 +129,7 @@ export class Spool {
         leased ? 1 : 0,
       );
     }
-    return this.recorder.insert(db, {
+    return this.recorder.insert({
       type: 'Reception',
       at: new Date(at).toISOString(),
       messageId: a.messageId,
@@ -155,10 +155,10 @@ export class Spool {
     let stored: StoredRecord[];
     this.bodies.release(r.messageId);
     this.committer.submitDetached(
-      (db) => {
+      () => {
         this.stmt.deleteRecipient!.run(r.id);
         this.stmt.deleteMessageIfDone!.run(r.messageId, r.messageId);
-        stored = records.map((rec) => this.recorder.insert(db, rec));
+        stored = records.map((rec) => this.recorder.insert(rec));
       },
       () => {
         this.bumpQueue(r.queue, -1);
@@ -186,8 +186,8 @@ export class Spool {
   note(record: GridpostRecord): void {
     let stored: StoredRecord;
     this.committer.submitDetached(
-      (db) => {
-        stored = this.recorder.insert(db, record);
+      () => {
+        stored = this.recorder.insert(record);
       },
       () => this.recorder.publish([stored]),
       (err) => this.onWriteError(err),
@@ -205,9 +205,9 @@ export class Spool {
     let stored: StoredRecord;
     this.bodies.release(r.messageId);
     this.committer.submitDetached(
-      (db) => {
+      () => {
         this.stmt.defer!.run(r.attempts, nextAt, JSON.stringify(lastReply), r.id);
-        stored = this.recorder.insert(db, record);
+        stored = this.recorder.insert(record);
       },
       () => {
         this.recorder.publish([stored]);

@@ -11,7 +11,7 @@ import { addressProblem } from '../../intake/addresses.js';
 import { composeMessage } from '../../intake/compose.js';
 import type { Offer } from '../../intake/intake.js';
 import type { ApiContext } from '../server.js';
-import { messageBodySchema, messageSchema, type ApiMessage } from './message-schema.js';
+import { messageBodySchema, type ApiMessage } from './message-schema.js';
 
 /** Registers the message routes. */
 export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -44,7 +44,6 @@ export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return { id, waiting, records };
     },
   );
-  void messageSchema;
 }
 
 const idParams = {
