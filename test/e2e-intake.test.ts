@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TestWorld } from '../src/testworld/index.js';
+import { TestWorld, type Receiver } from '../src/testworld/index.js';
 import {
   api,
   injectSmtp,
@@ -21,10 +21,11 @@ const OUTSIDER = '127.0.0.77'; // a loopback address outside the allowed network
 describe('SMTP intake policy and bad input', () => {
   let world: TestWorld;
   let t: TestEngine;
+  let rx: Receiver;
 
   before(async () => {
     world = await TestWorld.start();
-    await world.addProvider(['dest.test']);
+    rx = await world.addProvider(['dest.test']);
     t = await startEngine(world, {
       smtp: {
         allowedNetworks: ['127.0.0.1/32'],
@@ -112,6 +113,7 @@ describe('SMTP intake policy and bad input', () => {
   for (const seq of ['\n.\n', '\r\n.\n', '\n.\r\n', '\r.\r\n']) {
     it(`never ends DATA on ${JSON.stringify(seq)} (SMTP smuggling) and normalises it`, async () => {
       const before = queued();
+      const delivered = rx.messages.filter((m) => m.to.includes('smuggle@dest.test')).length;
       const { c } = await RawSmtp.open(t.smtpPort);
       await c.cmd('EHLO client.test');
       await c.cmd('MAIL FROM:<a@sender.test>');
@@ -125,6 +127,12 @@ describe('SMTP intake policy and bad input', () => {
       await waitFor('one message queued', () => queued() === before + 1);
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(queued(), before + 1, 'exactly one message');
+      const smuggles = () => rx.messages.filter((m) => m.to.includes('smuggle@dest.test'));
+      const got = await waitFor('the delivery', () => smuggles()[delivered]);
+      const text = got.data.toString('latin1');
+      assert.match(text, /first\r\n\.?\.?\r?\n?MAIL FROM:<evil@sender\.test>\r\n/, 'kept as text');
+      assert.equal(/(?<!\r)\n|\r(?!\n)/.test(text), false, 'every line ends in CRLF');
+      assert.equal(rx.recipients().includes('victim@dest.test'), false);
     });
   }
 
