@@ -61,3 +61,42 @@ export interface ApiMessage {
   html?: string;
   headers?: Record<string, string>;
 }
+
+/** The 202 answer: each message's id and its recipients' ids, in the order given. */
+export const acceptedSchema = {
+  type: 'object',
+  properties: {
+    messages: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          recipients: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { id: { type: 'string' }, address: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+/** Every error answer (docs/errors.md lists the codes). */
+export const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        path: { type: 'string' },
+        fix: { type: 'string' },
+      },
+    },
+  },
+} as const;

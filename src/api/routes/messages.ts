@@ -11,13 +11,24 @@ import { addressProblem } from '../../intake/addresses.js';
 import { composeMessage } from '../../intake/compose.js';
 import type { Offer } from '../../intake/intake.js';
 import type { ApiContext } from '../server.js';
-import { messageBodySchema, type ApiMessage } from './message-schema.js';
+import {
+  acceptedSchema,
+  errorSchema,
+  messageBodySchema,
+  type ApiMessage,
+} from './message-schema.js';
 
 /** Registers the message routes. */
 export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post(
     '/api/v1/messages',
-    { schema: { summary: 'Inject messages', body: messageBodySchema } },
+    {
+      schema: {
+        summary: 'Inject one message or a batch; 202 once every message is durable',
+        body: messageBodySchema,
+        response: { 202: acceptedSchema, '4xx': errorSchema, '5xx': errorSchema },
+      },
+    },
     async (req, reply) => {
       const started = performance.now();
       const body = req.body as { messages?: ApiMessage[] } & ApiMessage;
