@@ -18,6 +18,7 @@ import {
   unknownUsers,
 } from '../src/testworld/index.js';
 import {
+  api,
   injectSmtp,
   recordsOf,
   simpleMessage,
@@ -315,6 +316,11 @@ describe('a destination that fails as a whole is held', () => {
       assert.match(held.reply.text, /held for 2s after: Too many messages/);
     }
     assert.equal(rx.connections.length, connectionsAtHold, 'no connection while held');
+    const status = await api(t, 'GET', '/api/v1/status');
+    const held = status.body.destinations.find((d: { domain: string }) => d.domain === 'held.test');
+    assert.equal(held?.state, 'held', JSON.stringify(status.body.destinations));
+    assert.match(held.reason, /^421 4\.7\.0 .*Too many messages/);
+    assert.ok(Date.parse(held.heldUntil) > Date.now());
     rx.setScript(accept());
     await rx.waitForMessages(6, 10_000);
   });

@@ -12,6 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { DestinationState } from '../delivery/dispatcher.js';
 import type { ApiKey } from '../engine/api-keys.js';
 import type { StatusCount } from '../engine/status.js';
 import { GridpostError } from '../errors/catalogue.js';
@@ -35,6 +36,8 @@ export interface ApiContext {
   metrics: Metrics;
   keys: ApiKey[];
   log: Logger;
+  /** The dispatcher's destinations and their state (held, active). */
+  destinations: () => DestinationState[];
 }
 
 /** Builds the API server (not yet listening). */

@@ -7,6 +7,16 @@ interface StatusDoc {
   uptimeSeconds: number;
   counters: Record<string, number>;
   queues: { name: string; recipients: number }[];
+  destinations: DestinationDoc[];
+}
+
+interface DestinationDoc {
+  domain: string;
+  state: string;
+  ready: number;
+  sessions: number;
+  heldUntil?: string;
+  reason?: string;
 }
 
 /** The status document as aligned text. */
@@ -15,7 +25,14 @@ export function formatStatus(s: StatusDoc): string {
   for (const [k, v] of Object.entries(s.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
   lines.push('', 'queues (recipients waiting or in delivery):');
   for (const q of s.queues) lines.push(`  ${q.name.padEnd(20)} ${q.recipients}`);
+  if (s.destinations.length > 0) lines.push('', 'destinations (ready in memory, open sessions):');
+  for (const d of s.destinations) lines.push(`  ${formatDestination(d)}`);
   return lines.join('\n');
+}
+
+function formatDestination(d: DestinationDoc): string {
+  const held = d.heldUntil ? ` until ${d.heldUntil}: ${d.reason ?? ''}` : '';
+  return `${d.domain.padEnd(28)} ${d.state.padEnd(6)} ${d.ready} ready, ${d.sessions} open${held}`;
 }
 
 /** One line per record: time, type, recipient, where, reply. */

@@ -18,7 +18,7 @@ import type { AttemptDetails } from '../records/types.js';
 import type { Outcome } from '../scheduler/scheduler.js';
 import type { QueuedRecipient } from '../spool/spool.js';
 import { Destination } from './destination.js';
-import { localReply, replyClass, type SmtpReply } from './reply.js';
+import { formatReply, localReply, replyClass, type SmtpReply } from './reply.js';
 import type { Router } from './route.js';
 import { openSession, type SessionOptions, type SmtpSession } from './smtp-client.js';
 
@@ -69,6 +69,17 @@ export class Dispatcher {
     let n = 0;
     for (const d of this.destinations.values()) n += d.size;
     return n;
+  }
+
+  /**
+   * The busiest destinations now (most ready recipients first, held ones always included),
+   * with their state and, when held, until when and why.
+   */
+  destinationStates(limit = 50): DestinationState[] {
+    const now = this.now();
+    const all = [...this.destinations.values()].map((d) => stateOf(d, now));
+    all.sort((a, b) => Number(!!b.heldUntil) - Number(!!a.heldUntil) || b.ready - a.ready);
+    return all.slice(0, limit);
   }
 
   /** Takes a recipient that is due now. */
@@ -280,6 +291,25 @@ export class Dispatcher {
       if (this.isIdle(d)) this.destinations.delete(d.domain);
     }
   }
+}
+
+/** A destination as the status shows it. */
+export interface DestinationState {
+  domain: string;
+  state: 'active' | 'idle' | 'held';
+  ready: number;
+  sessions: number;
+  heldUntil?: string;
+  reason?: string;
+}
+
+function stateOf(d: Destination, now: number): DestinationState {
+  const base = { domain: d.domain, ready: d.size, sessions: d.sessions };
+  if (d.heldUntil > now) {
+    const reason = d.heldReply ? formatReply(d.heldReply) : undefined;
+    return { ...base, state: 'held', heldUntil: new Date(d.heldUntil).toISOString(), reason };
+  }
+  return { ...base, state: d.sessions > 0 ? 'active' : 'idle' };
 }
 
 /** Which step a per-recipient reply came from: MAIL, RCPT or the final dot. */

@@ -127,6 +127,7 @@ export class Engine {
       metrics,
       keys: keys.keys,
       log,
+      destinations: () => dispatcher.destinationStates(),
     });
     const listening = await listenAll(config, smtp, api);
     scheduler.start((r) => dispatcher.enqueue(r));

@@ -15,6 +15,7 @@ export function statusDocument(ctx: ApiContext) {
     uptimeSeconds: Math.round((Date.now() - ctx.status.startedAt) / 1000),
     counters: { ...ctx.status.counters },
     queues,
+    destinations: ctx.destinations(),
   };
 }
 
@@ -51,6 +52,21 @@ export function statusRoute(app: FastifyInstance, ctx: ApiContext): void {
                 items: {
                   type: 'object',
                   properties: { name: { type: 'string' }, recipients: counter },
+                },
+              },
+              destinations: {
+                type: 'array',
+                description: 'Busiest destinations; held ones first, with until when and why',
+                items: {
+                  type: 'object',
+                  properties: {
+                    domain: { type: 'string' },
+                    state: { type: 'string', enum: ['active', 'idle', 'held'] },
+                    ready: counter,
+                    sessions: counter,
+                    heldUntil: { type: 'string' },
+                    reason: { type: 'string' },
+                  },
                 },
               },
             },
