@@ -87,6 +87,29 @@ describe('gridpost CLI', () => {
     });
   });
 
+  it('says E_LISTEN when the SMTP address is taken', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'gridpost-cli-busy-'));
+    const args = [
+      'serve',
+      '--data',
+      other,
+      '--smtp',
+      `127.0.0.1:${smtpPort}`,
+      '--http',
+      '127.0.0.1:0',
+    ];
+    await assert.rejects(
+      run(process.execPath, [CLI, ...args]),
+      (e: { stderr: string; code: number }) => {
+        return (
+          e.code === 1 &&
+          /E_LISTEN: cannot listen on 127\.0\.0\.1:\d+ \(smtp\.listen\)/.test(e.stderr)
+        );
+      },
+    );
+    rmSync(other, { recursive: true, force: true });
+  });
+
   it('stops start-up on a bad config with the key path and exit code 78', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'delivery:\n  port: "twenty-five"\n');

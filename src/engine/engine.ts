@@ -23,6 +23,7 @@ import { Scheduler } from '../scheduler/scheduler.js';
 import { Committer } from '../spool/committer.js';
 import { Spool } from '../spool/spool.js';
 import { openStore, type Db } from '../spool/store.js';
+import { GridpostError } from '../errors/catalogue.js';
 import { loadApiKeys } from './api-keys.js';
 import { StatusCount } from './status.js';
 
@@ -187,11 +188,23 @@ async function listenAll(
 ): Promise<Listening> {
   const [smtpHost, smtpPort] = splitHostPort(config.smtp.listen);
   const [httpHost, httpPort] = splitHostPort(config.http.listen);
-  const smtpAddr = await smtp.listen(smtpHost, smtpPort);
-  await api.listen({ host: httpHost, port: httpPort });
+  const smtpAddr = await smtp
+    .listen(smtpHost, smtpPort)
+    .catch((err: unknown) => Promise.reject(listenError('smtp.listen', config.smtp.listen, err)));
+  await api
+    .listen({ host: httpHost, port: httpPort })
+    .catch((err: unknown) => Promise.reject(listenError('http.listen', config.http.listen, err)));
   const addr = api.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : httpPort;
   return { smtp: smtpAddr, http: { host: httpHost, port } };
+}
+
+function listenError(key: string, address: string, err: unknown): GridpostError {
+  const why = (err as NodeJS.ErrnoException).code ?? String(err);
+  return new GridpostError('E_LISTEN', `cannot listen on ${address} (${key}): ${why}`, {
+    path: key,
+    cause: err,
+  });
 }
 
 /** "127.0.0.1:2525" -> ["127.0.0.1", 2525]; "[::1]:25" -> ["::1", 25]. */

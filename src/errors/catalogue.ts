@@ -15,6 +15,7 @@ export const ERROR_CODES = {
     status: 0,
     fix: 'Set GRIDPOST_DNS to HOST:PORT[,HOST:PORT...], e.g. 127.0.0.1:53.',
   },
+  E_LISTEN: { status: 0, fix: 'Free the address or choose another with --smtp / --http.' },
   E_AUTH_REQUIRED: { status: 401, fix: 'Send the API key as "Authorization: Bearer KEY".' },
   E_AUTH_INVALID: {
     status: 401,
