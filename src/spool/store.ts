@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 /** Opens (and creates) the store in dataDir with the durability asked for. */
 export function openStore(dataDir: string, sync: 'full' | 'normal'): Db {
-  mkdirSync(dataDir, { recursive: true });
+  // Mode 0700 when we create it: the store holds message bodies, which are other people's mail.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const db = new Database(join(dataDir, 'gridpost.db'));
   db.pragma('journal_mode = WAL');
   // FULL: the WAL is fsync'd at every commit, so a commit survives a power cut.
