@@ -271,6 +271,23 @@ describe('direct delivery', () => {
     assert.ok(rx.connections.length < 20, `${rx.connections.length} connections for 20 messages`);
   });
 
+  it('traces an address before its first attempt has an outcome', async () => {
+    await world.addProvider(['slowgreet.test'], { script: stallAt('connect') });
+    const to = 'Waiting@slowgreet.test';
+    await injectSmtp(t.smtpPort, 'a@sender.test', [to], simpleMessage('a@sender.test', to));
+    const res = await api(
+      t,
+      'GET',
+      `/api/v1/trace?q=${encodeURIComponent('waiting@SLOWGREET.test')}`,
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(
+      res.body.records.map((r: { type: string }) => r.type),
+      ['Reception'],
+    );
+    assert.equal(res.body.waiting[0].address, to);
+  });
+
   it('bounces on a 5xx to every recipient at RCPT', async () => {
     await world.addProvider(['reject.test'], { script: rejectAll('550 5.7.1 Policy rejection') });
     await injectSmtp(

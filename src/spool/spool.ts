@@ -182,6 +182,12 @@ export class Spool {
     }));
   }
 
+  /** Ids of the messages in which `address` still waits (any case), at most `limit`. */
+  messagesWaitingFor(address: string, limit = 1000): string[] {
+    const rows = this.stmt.waitingFor!.all(address, limit) as { message_id: string }[];
+    return rows.map((r) => r.message_id);
+  }
+
   /** Stores a record that changes no queue state (a refusal at intake). Not awaited. */
   note(record: GridpostRecord): void {
     let stored: StoredRecord;
@@ -332,6 +338,9 @@ function prepare(db: Db): Record<string, Statement> {
     waiting: db.prepare(
       `SELECT id, address, attempts, next_attempt_at, expires_at, last_reply
         FROM recipients WHERE message_id = ? ORDER BY id`,
+    ),
+    waitingFor: db.prepare(
+      'SELECT DISTINCT message_id FROM recipients WHERE address = ? COLLATE NOCASE LIMIT ?',
     ),
     lease: db.prepare('UPDATE recipients SET leased = 1 WHERE id = ?'),
     nextDue: db.prepare('SELECT MIN(next_attempt_at) AS t FROM recipients WHERE leased = 0'),

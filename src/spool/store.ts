@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS recipients (
 );
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients(next_attempt_at) WHERE leased = 0;
 CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);
+CREATE INDEX IF NOT EXISTS recipients_address ON recipients(address COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS records (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   at INTEGER NOT NULL,

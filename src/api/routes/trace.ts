@@ -46,7 +46,8 @@ function touches(r: { type: string }, recipientId: string): boolean {
 /** An address's records, with the Reception of each of its messages and what still waits. */
 function traceAddress(ctx: ApiContext, address: string) {
   const own = ctx.recorder.forRecipient(address);
-  const messageIds = [...new Set(own.map((r) => r.messageId).filter((id) => id !== undefined))];
+  const attempted = own.map((r) => r.messageId).filter((id) => id !== undefined);
+  const messageIds = [...new Set([...attempted, ...ctx.spool.messagesWaitingFor(address)])];
   const receptions = messageIds.flatMap((id) =>
     ctx.recorder.forMessage(id).filter((r) => r.type === 'Reception'),
   );
