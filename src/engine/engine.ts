@@ -41,28 +41,56 @@ export interface Listening {
   http: { host: string; port: number };
 }
 
+/** The store and what writes to it. */
+interface Storage {
+  db: Db;
+  committer: Committer;
+  journal: Journal;
+  recorder: Recorder;
+  spool: Spool;
+}
+
+/** Everything a running engine is made of. */
+interface Parts extends Storage {
+  config: Config;
+  log: Logger;
+  scheduler: Scheduler;
+  dispatcher: Dispatcher;
+  status: StatusCount;
+  metrics: Metrics;
+  smtp: IntakeServer;
+  api: FastifyInstance;
+  listening: Listening;
+  apiKeyFile?: string;
+}
+
 /** A running engine. */
 export class Engine {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly spool: Spool;
+  readonly recorder: Recorder;
+  readonly scheduler: Scheduler;
+  readonly dispatcher: Dispatcher;
+  readonly status: StatusCount;
+  readonly metrics: Metrics;
+  readonly listening: Listening;
+  /** The generated API key's file, when no key is configured. */
+  readonly apiKeyFile: string | undefined;
   private stopping: Promise<void> | null = null;
   private readonly pruneTimer: NodeJS.Timeout;
 
-  private constructor(
-    readonly config: Config,
-    readonly log: Logger,
-    readonly db: Db,
-    readonly committer: Committer,
-    readonly spool: Spool,
-    readonly recorder: Recorder,
-    readonly scheduler: Scheduler,
-    readonly dispatcher: Dispatcher,
-    readonly status: StatusCount,
-    readonly metrics: Metrics,
-    private readonly journal: Journal,
-    private readonly smtp: IntakeServer,
-    private readonly api: FastifyInstance,
-    readonly listening: Listening,
-    readonly apiKeyFile: string | undefined,
-  ) {
+  private constructor(private readonly parts: Parts) {
+    this.config = parts.config;
+    this.log = parts.log;
+    this.spool = parts.spool;
+    this.recorder = parts.recorder;
+    this.scheduler = parts.scheduler;
+    this.dispatcher = parts.dispatcher;
+    this.status = parts.status;
+    this.metrics = parts.metrics;
+    this.listening = parts.listening;
+    this.apiKeyFile = parts.apiKeyFile;
     // Records past their retention leave the store in small batches, hourly.
     this.pruneTimer = setInterval(() => this.prune(), 3_600_000);
     this.pruneTimer.unref();
@@ -71,37 +99,25 @@ export class Engine {
   /** Starts an engine from a validated configuration. */
   static async start(config: Config, opts: EngineOptions = {}): Promise<Engine> {
     const log = opts.log ?? pino({ level: config.log.level, name: 'gridpost' });
-    const db = openStore(config.dataDir, config.spool.sync);
-    const committer = new Committer(db, config.spool.commitWindow);
-    const journal = new Journal(
-      join(config.dataDir, 'records'),
-      config.records.rotateBytes,
-      Date.now,
-      (err) => log.error({ err }, 'accounting file write failed; the store keeps the records'),
-    );
-    const recorder = new Recorder(db, journal);
-    const spool = new Spool(db, committer, recorder);
-    spool.onWriteError = (err) =>
-      log.fatal({ err }, 'spool write kept failing for 10 minutes; restart to recover state');
+    const storage = openStorage(config, log);
+    try {
+      return await Engine.assemble(config, opts, log, storage);
+    } catch (err) {
+      storage.db.close();
+      throw err;
+    }
+  }
+
+  /** Wires delivery, intake and the API onto an open store, then starts listening. */
+  private static async assemble(
+    config: Config,
+    opts: EngineOptions,
+    log: Logger,
+    storage: Storage,
+  ): Promise<Engine> {
+    const { spool, recorder } = storage;
     const scheduler = new Scheduler({ spool, queues: config.queues, window: config.spool.window });
-    const dns =
-      opts.dns ??
-      createDnsLookup({
-        servers: config.dns.servers,
-        timeoutMs: config.dns.timeout,
-        tries: config.dns.tries,
-      });
-    const mx = new MxResolver(dns, { cacheMs: config.dns.cache, ipv6: config.dns.ipv6 });
-    const dispatcher = new Dispatcher({
-      delivery: config.delivery,
-      helo: config.delivery.helo ?? config.hostname,
-      router: new Router(config.delivery, mx, dns),
-      body: (id) => spool.body(id),
-      onOutcome: (r, o) => scheduler.outcome(r, o),
-      onExpired: (r) => scheduler.expire(r),
-      log: log.child({ role: 'dispatcher' }),
-      open: opts.open,
-    });
+    const dispatcher = buildDispatcher(config, opts, storage.spool, scheduler, log);
     const status = new StatusCount();
     const intake = new Intake(config, scheduler, spool, log.child({ role: 'intake' }));
     const tls = await loadTls(config.smtp.tls, config.dataDir, config.hostname);
@@ -119,40 +135,29 @@ export class Engine {
       metrics.observe(records);
     });
     const keys = loadApiKeys(config);
-    const api = await buildApi({
-      config,
-      intake,
-      recorder,
-      spool,
-      status,
-      metrics,
-      keys: keys.keys,
-      log,
-      destinations: () => dispatcher.destinationStates(),
+    const destinations = () => dispatcher.destinationStates();
+    const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
+    const api = await buildApi({ ...ctx, destinations });
+    const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
+      await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
+      throw err;
     });
-    const listening = await listenAll(config, smtp, api);
     scheduler.start((r) => dispatcher.enqueue(r));
-    log.info(
-      { smtp: listening.smtp, http: listening.http, dataDir: config.dataDir },
-      'engine started',
-    );
-    return new Engine(
+    log.info({ ...listening, dataDir: config.dataDir }, 'engine started');
+    const apiKeyFile = keys.generatedFile;
+    return new Engine({
+      ...storage,
       config,
       log,
-      db,
-      committer,
-      spool,
-      recorder,
       scheduler,
       dispatcher,
       status,
       metrics,
-      journal,
       smtp,
       api,
       listening,
-      keys.generatedFile,
-    );
+      apiKeyFile,
+    });
   }
 
   /** Stops intake first, then delivery, then commits what is pending and closes the store. */
@@ -162,15 +167,16 @@ export class Engine {
   }
 
   private async shutdown(): Promise<void> {
+    const p = this.parts;
     clearInterval(this.pruneTimer);
-    await this.smtp.close(2000);
-    await this.api.close();
-    this.scheduler.stop();
-    await this.dispatcher.stop();
-    this.committer.flush();
-    await this.journal.close();
-    this.db.close();
-    this.log.info({ commits: this.committer.stats }, 'engine stopped');
+    await p.smtp.close(2000);
+    await p.api.close();
+    p.scheduler.stop();
+    await p.dispatcher.stop();
+    p.committer.flush();
+    await p.journal.close();
+    p.db.close();
+    this.log.info({ commits: p.committer.stats }, 'engine stopped');
   }
 
   /** Deletes records past retention, one batch per event-loop turn so delivery never waits. */
@@ -179,6 +185,51 @@ export class Engine {
     const before = Date.now() - this.config.records.retention;
     if (this.recorder.prune(before) > 0) setImmediate(() => this.prune());
   }
+}
+
+/** Opens the store, the accounting files and the spool on them. */
+function openStorage(config: Config, log: Logger): Storage {
+  const db = openStore(config.dataDir, config.spool.sync);
+  const committer = new Committer(db, config.spool.commitWindow);
+  const journal = new Journal(
+    join(config.dataDir, 'records'),
+    config.records.rotateBytes,
+    Date.now,
+    (err) => log.error({ err }, 'accounting file write failed; the store keeps the records'),
+  );
+  const recorder = new Recorder(db, journal);
+  const spool = new Spool(db, committer, recorder);
+  spool.onWriteError = (err) =>
+    log.fatal({ err }, 'spool write kept failing for 10 minutes; restart to recover state');
+  return { db, committer, journal, recorder, spool };
+}
+
+/** The dispatcher with its DNS, MX resolution and routes. */
+function buildDispatcher(
+  config: Config,
+  opts: EngineOptions,
+  spool: Spool,
+  scheduler: Scheduler,
+  log: Logger,
+): Dispatcher {
+  const dns =
+    opts.dns ??
+    createDnsLookup({
+      servers: config.dns.servers,
+      timeoutMs: config.dns.timeout,
+      tries: config.dns.tries,
+    });
+  const mx = new MxResolver(dns, { cacheMs: config.dns.cache, ipv6: config.dns.ipv6 });
+  return new Dispatcher({
+    delivery: config.delivery,
+    helo: config.delivery.helo ?? config.hostname,
+    router: new Router(config.delivery, mx, dns),
+    body: (id) => spool.body(id),
+    onOutcome: (r, o) => scheduler.outcome(r, o),
+    onExpired: (r) => scheduler.expire(r),
+    log: log.child({ role: 'dispatcher' }),
+    open: opts.open,
+  });
 }
 
 async function listenAll(
