@@ -110,6 +110,51 @@ describe('gridpost CLI', () => {
     rmSync(other, { recursive: true, force: true });
   });
 
+  it('stops cleanly on SIGTERM, and a restart finds what was queued', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'gridpost-cli-term-'));
+    writeFileSync(join(other, 'c.yaml'), `delivery:\n  port: ${world.smtpPort}\n`);
+    const args = ['serve', '--config', join(other, 'c.yaml'), '--data', other];
+    const listen = ['--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0'];
+    const start = async () => {
+      const c = spawn(process.execPath, [CLI, ...args, ...listen], {
+        env: { ...process.env, GRIDPOST_DNS: '127.0.0.1:9' }, // no DNS: everything defers
+      });
+      let out = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const m = await waitFor('listening', () => /SMTP on 127\.0\.0\.1:(\d+)/.exec(out));
+      return { c, port: Number(m[1]), out: () => out };
+    };
+    const first = await start();
+    const to = 'kept@nodns.test';
+    const res = await injectSmtp(
+      first.port,
+      'a@sender.test',
+      [to],
+      simpleMessage('a@sender.test', to),
+    );
+    assert.equal(res.data?.code, 250);
+    const exited = new Promise<number | null>((r) => first.c.once('exit', (code) => r(code)));
+    first.c.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(first.out(), /engine stopped/);
+    const second = await start();
+    try {
+      const { stdout } = await run(process.execPath, [
+        CLI,
+        'status',
+        '--json',
+        '--api',
+        await apiOf(second.out()),
+        '--data',
+        other,
+      ]);
+      assert.equal(JSON.parse(stdout).queues[0].recipients, 1, 'the message is still queued');
+    } finally {
+      await kill9(second.c);
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('stops start-up on a bad config with the key path and exit code 78', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'delivery:\n  port: "twenty-five"\n');
@@ -123,3 +168,8 @@ describe('gridpost CLI', () => {
     );
   });
 });
+
+/** The API address a `serve` printed. */
+async function apiOf(out: string): Promise<string> {
+  return (/HTTP API on http:\/\/(127\.0\.0\.1:\d+)/.exec(out) ?? [])[1] ?? '';
+}
