@@ -168,10 +168,11 @@ describe('SMTP intake policy and bad input', () => {
 describe('HTTP injection', () => {
   let world: TestWorld;
   let t: TestEngine;
+  let rx: Receiver;
 
   before(async () => {
     world = await TestWorld.start();
-    await world.addProvider(['dest.test']);
+    rx = await world.addProvider(['dest.test']);
     t = await startEngine(world, { smtp: { maxRecipients: 5 } });
   });
   after(async () => {
@@ -196,6 +197,14 @@ describe('HTTP injection', () => {
       [`${m.id}.1`, `${m.id}.2`],
     );
     await waitForRecord(t, 'bob@dest.test', 'Delivery');
+    const sent = rx.messages.find((x) => x.to.includes('bob@dest.test'))!.data.toString();
+    assert.match(
+      sent,
+      /^Received: from \[127\.0\.0\.1\]\r\n\tby engine\.test \(Gridpost\) with HTTP/,
+    );
+    assert.match(sent, /\r\nX-Campaign: c1\r\n/);
+    assert.match(sent, /\r\nSubject: Your order\r\n/);
+    assert.match(sent, /Content-Type: multipart\/alternative/);
     const got = await api(t, 'GET', `/api/v1/messages/${m.id}`);
     assert.equal(got.status, 200);
     const types = got.body.records.map((r: { type: string }) => r.type);

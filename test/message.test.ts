@@ -52,6 +52,12 @@ describe('prepareMessage', () => {
     assert.match(bare, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby engine\.test/);
     assert.match(bare, /\r\nMessage-ID: <ABC123@engine\.test>\r\n/);
     assert.match(bare, /\r\nDate: Thu, 03 Dec 2026 10:00:00 GMT\r\n/);
+    const api = prepareMessage(Buffer.from('Subject: x\r\n\r\nb'), {
+      ...trace,
+      helo: undefined,
+      clientIp: undefined,
+    });
+    assert.match(api.toString(), /^Received: from \[unknown\]\r\n/);
     const full = prepared('Message-ID: <own@x>\r\nDate: Mon, 1 Dec 2026 00:00:00 +0000\r\n\r\nb');
     assert.equal(full.match(/^Message-ID:/gim)?.length, 1);
     assert.equal(full.match(/^Date:/gim)?.length, 1);

@@ -95,7 +95,8 @@ function withFinalCrlf(body: Buffer): Buffer {
 }
 
 function receivedField(t: TraceInfo): string {
-  const from = t.helo ? `from ${t.helo} ([${t.clientIp ?? 'unknown'}])` : `from [${t.clientIp}]`;
+  const ip = `[${t.clientIp ?? 'unknown'}]`;
+  const from = t.helo ? `from ${t.helo} (${ip})` : `from ${ip}`;
   const forPart = t.recipient ? `\r\n\tfor <${t.recipient}>` : '';
   const by = `by ${t.hostname} (Gridpost) with ${t.protocol} id ${t.messageId}`;
   return `Received: ${from}\r\n\t${by}${forPart};\r\n\t${t.now.toUTCString()}`;

@@ -33,7 +33,8 @@ export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const started = performance.now();
       const body = req.body as { messages?: ApiMessage[] } & ApiMessage;
       const items = body.messages ?? [body];
-      const offers = await Promise.all(items.map((m, i) => toOffer(ctx, m, i, req.apiKeyName)));
+      const client = { apiKey: req.apiKeyName, ip: req.ip };
+      const offers = await Promise.all(items.map((m, i) => toOffer(ctx, m, i, client)));
       const results = await ctx.intake.offer(offers);
       const refusedAt = results.findIndex((r) => !r.ok && r.refusal.reason !== 'batch-refused');
       if (refusedAt >= 0) throw refusalError(results[refusedAt]!, refusedAt);
@@ -71,7 +72,12 @@ function summary(a: { messageId: string; recipients: { id: string; address: stri
 }
 
 /** Turns one API message into an intake offer, checking what intake cannot know. */
-async function toOffer(ctx: ApiContext, m: ApiMessage, i: number, key?: string): Promise<Offer> {
+async function toOffer(
+  ctx: ApiContext,
+  m: ApiMessage,
+  i: number,
+  client: Offer['client'],
+): Promise<Offer> {
   const at = `messages[${i}]`;
   const queue = m.queue ?? 'default';
   if (!ctx.config.queues[queue]) {
@@ -87,7 +93,7 @@ async function toOffer(ctx: ApiContext, m: ApiMessage, i: number, key?: string):
       path: at,
     });
   }
-  return { sender, recipients, raw, queue, via: 'http', client: { apiKey: key } };
+  return { sender, recipients, raw, queue, via: 'http', client };
 }
 
 async function contentOf(ctx: ApiContext, m: ApiMessage, at: string) {
