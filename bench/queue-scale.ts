@@ -19,7 +19,7 @@ const PER_MESSAGE = 10;
 /** Writes the backlog straight into a new store, in large transactions. */
 function fillStore(dataDir: string, recipients: number): number {
   const started = performance.now();
-  const db = openStore(dataDir, 'normal');
+  const db = openStore(dataDir);
   const body = Buffer.alloc(2048, 'x');
   const now = Date.now();
   const insertMessage = db.prepare(

@@ -76,6 +76,6 @@ describe('docs/configuration.md', () => {
     assert.ok(example, 'the example block exists');
     const c = validateConfig(parse(example), 'docs/configuration.md');
     assert.equal(c.delivery.routes[0]?.domain, 'partner.example');
-    assert.equal(c.spool.commitWindow, 2);
+    assert.equal(c.spool.commitWindow, 0);
   });
 });

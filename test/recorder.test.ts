@@ -24,7 +24,7 @@ function rejected(at: string, recipient: string): GridpostRecord {
 
 it('finds records by address (case-insensitive) and prunes those past retention', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gridpost-recorder-'));
-  const db = openStore(dir, 'normal');
+  const db = openStore(dir);
   const journal = new Journal(join(dir, 'records'), 1 << 20);
   const recorder = new Recorder(db, journal);
   recorder.insert(rejected('2026-01-01T00:00:00Z', 'Old@Example.test'));

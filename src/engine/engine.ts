@@ -22,7 +22,8 @@ import { Recorder } from '../records/recorder.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Committer } from '../spool/committer.js';
 import { Spool } from '../spool/spool.js';
-import { openStore, type Db } from '../spool/store.js';
+import { openStore, storeFile, type Db } from '../spool/store.js';
+import { WalSync } from '../spool/wal-sync.js';
 import { GridpostError } from '../errors/catalogue.js';
 import { loadApiKeys } from './api-keys.js';
 import { StatusCount } from './status.js';
@@ -44,6 +45,7 @@ export interface Listening {
 /** The store and what writes to it. */
 interface Storage {
   db: Db;
+  walSync: WalSync | null;
   committer: Committer;
   journal: Journal;
   recorder: Recorder;
@@ -103,6 +105,7 @@ export class Engine {
     try {
       return await Engine.assemble(config, opts, log, storage);
     } catch (err) {
+      storage.walSync?.close();
       storage.db.close();
       throw err;
     }
@@ -175,6 +178,8 @@ export class Engine {
     await p.dispatcher.stop();
     p.committer.flush();
     await p.journal.close();
+    await p.walSync?.sync().catch(() => undefined); // the last groups, committed by flush()
+    p.walSync?.close();
     p.db.close();
     this.log.info({ commits: p.committer.stats }, 'engine stopped');
   }
@@ -189,8 +194,12 @@ export class Engine {
 
 /** Opens the store, the accounting files and the spool on them. */
 function openStorage(config: Config, log: Logger): Storage {
-  const db = openStore(config.dataDir, config.spool.sync);
-  const committer = new Committer(db, config.spool.commitWindow);
+  const db = openStore(config.dataDir);
+  const walSync =
+    config.spool.sync === 'full'
+      ? new WalSync(`${storeFile(config.dataDir)}-wal`, config.dataDir)
+      : null;
+  const committer = new Committer(db, config.spool.commitWindow, walSync);
   const journal = new Journal(
     join(config.dataDir, 'records'),
     config.records.rotateBytes,
@@ -201,7 +210,7 @@ function openStorage(config: Config, log: Logger): Storage {
   const spool = new Spool(db, committer, recorder);
   spool.onWriteError = (err) =>
     log.fatal({ err }, 'spool write kept failing for 10 minutes; restart to recover state');
-  return { db, committer, journal, recorder, spool };
+  return { db, walSync, committer, journal, recorder, spool };
 }
 
 /** The dispatcher with its DNS, MX resolution and routes. */

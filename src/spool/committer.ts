@@ -1,13 +1,15 @@
 /**
- * Group commit: writes submitted during one turn of the event loop run in one SQLite
- * transaction, so one fsync acknowledges many messages. A writer that needs durability awaits
- * the promise; it resolves only after COMMIT returned, i.e. after the WAL was fsync'd.
+ * Group commit: writes submitted within the commit window run in one SQLite transaction, so
+ * one fsync acknowledges many messages. A writer that needs durability awaits the promise; it
+ * resolves only after COMMIT returned and the WAL was fsync'd (by WalSync, off the event loop;
+ * without one, as with spool.sync 'normal', right after COMMIT).
  *
  * If a group's transaction fails, each write is retried alone so that one bad write (a
  * constraint violation, a bug) cannot fail its neighbours; a failure that hits every write
  * (disk full, I/O error) rejects them all and nothing of the group is half-applied.
  */
 import type { Db } from './store.js';
+import type { WalSync } from './wal-sync.js';
 
 /** One unit of work run inside a transaction; it must not await. */
 export type Write = (db: Db) => void;
@@ -39,6 +41,7 @@ export class Committer {
   constructor(
     private readonly db: Db,
     private readonly windowMs = 0,
+    private readonly durable: WalSync | null = null,
   ) {
     this.transact = db.transaction((writes: Pending[]) => {
       for (const p of writes) p.write(db);
@@ -98,7 +101,21 @@ export class Committer {
     }
     this.stats.groups++;
     this.stats.writes += group.length;
-    for (const p of group) p.resolve();
+    this.acknowledge(group);
+  }
+
+  /** Resolves a committed group once it is durable. */
+  private acknowledge(group: Pending[]): void {
+    if (!this.durable) {
+      for (const p of group) p.resolve();
+      return;
+    }
+    this.durable.sync().then(
+      () => group.forEach((p) => p.resolve()),
+      // The commit is in the WAL but its fsync failed (an I/O error): nobody may be told it
+      // is durable. Writers see the error; the next successful fsync still covers the data.
+      (err: unknown) => group.forEach((p) => p.reject(err)),
+    );
   }
 
   private commitOneByOne(group: Pending[]): void {
@@ -107,7 +124,7 @@ export class Committer {
         this.transact([p]);
         this.stats.groups++;
         this.stats.writes++;
-        p.resolve();
+        this.acknowledge([p]);
       } catch (err) {
         if (p.retriesLeft-- > 0) this.retryLater(p);
         else p.reject(err);

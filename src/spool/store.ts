@@ -55,14 +55,20 @@ CREATE INDEX IF NOT EXISTS records_at ON records(at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
-/** Opens (and creates) the store in dataDir with the durability asked for. */
-export function openStore(dataDir: string, sync: 'full' | 'normal'): Db {
+/** The store's database file in a data directory. */
+export function storeFile(dataDir: string): string {
+  return join(dataDir, 'gridpost.db');
+}
+
+/** Opens (and creates) the store in dataDir. */
+export function openStore(dataDir: string): Db {
   // Mode 0700 when we create it: the store holds message bodies, which are other people's mail.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, 'gridpost.db'));
+  const db = new Database(storeFile(dataDir));
   db.pragma('journal_mode = WAL');
-  // FULL: the WAL is fsync'd at every commit, so a commit survives a power cut.
-  db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
+  // NORMAL: COMMIT does not fsync. With sync 'full', the committer fsyncs the WAL itself, off
+  // the event loop (wal-sync.ts), before it acknowledges; with 'normal' nobody does.
+  db.pragma('synchronous = NORMAL');
   // Checkpoint every ~16 MB of WAL (4096 pages of 4 KiB) rather than SQLite's 4 MB default,
   // so checkpoints run less often under a steady injection load.
   db.pragma('wal_autocheckpoint = 4096');
