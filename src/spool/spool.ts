@@ -88,10 +88,11 @@ export class Spool {
       messages.forEach((m, i) => stored.push(this.insertMessage(m, accepted[i]!, leased)));
     });
     for (const a of accepted) this.bumpQueue(a.recipients[0]!.queue, a.recipients.length);
-    if (leased)
-      messages.forEach((m, i) =>
-        this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length),
-      );
+    if (leased) {
+      messages.forEach((m, i) => {
+        this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length);
+      });
+    }
     this.recorder.publish(stored);
     return accepted;
   }
