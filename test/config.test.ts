@@ -1,7 +1,7 @@
 /** Start-up configuration: defaults, and errors that name the bad key, its path and the fix. */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, parseDnsEnv, validateConfig } from '../src/config/load.js';
@@ -14,6 +14,7 @@ describe('configuration', () => {
     assert.equal(c.http.listen, '127.0.0.1:8025');
     assert.equal(c.dataDir, './data');
     assert.equal(c.delivery.port, 25);
+    assert.equal(c.hostname, hostname());
     assert.equal(c.queues.default?.maxAge, 5 * 86_400_000);
     assert.deepEqual(c.smtp.allowedNetworks, ['127.0.0.0/8', '::1/128']);
   });

@@ -2,6 +2,7 @@
  * The start-up configuration: its schema, defaults and types. Durations accept seconds or
  * strings such as "5m"; addresses are HOST:PORT. docs/configuration.md shows a full example.
  */
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
 
@@ -147,7 +148,11 @@ const records = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  hostname: z.string().default('localhost'),
+  /** The engine's name in banners, EHLO and Received fields; the system's by default. */
+  hostname: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/i, 'expected a host name')
+    .default(() => hostname()),
   dataDir: z.string().default('./data'),
   smtp: smtp.prefault({}),
   http: http.prefault({}),
