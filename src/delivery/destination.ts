@@ -27,11 +27,6 @@ export class Destination {
     return this.ready.length - this.head;
   }
 
-  /** Sessions waiting for work. */
-  get idleSessions(): number {
-    return this.idle.length;
-  }
-
   /** Adds a recipient; wakes an idle session if one waits. Returns whether one was woken. */
   push(r: QueuedRecipient): boolean {
     this.ready.push(r);

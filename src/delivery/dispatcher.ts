@@ -34,8 +34,6 @@ export interface DispatcherOptions {
   now?: () => number;
   /** Opens a session; injectable so tests can observe or replace the socket layer. */
   open?: typeof openSession;
-  /** Called when the number of open sessions changes. */
-  onSessions?: (open: number) => void;
 }
 
 /** Hands ready recipients to SMTP sessions. */
@@ -112,7 +110,6 @@ export class Dispatcher {
       }
       d.sessions++;
       this.sessions++;
-      this.opts.onSessions?.(this.sessions);
       void this.runSession(d).finally(() => this.sessionEnded(d));
     }
   }
@@ -120,7 +117,6 @@ export class Dispatcher {
   private sessionEnded(d: Destination): void {
     d.sessions--;
     this.sessions--;
-    this.opts.onSessions?.(this.sessions);
     if (this.isIdle(d)) this.destinations.delete(d.domain);
     else this.maybeOpen(d);
     for (const s of this.starved) {
