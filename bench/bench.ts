@@ -234,7 +234,7 @@ async function benchEngine(world: TestWorld, o: Options, cleanup: Cleanup): Prom
     hostname: 'engine.bench',
     // Stock delivery, queue and spool settings, except the sinks' port; fsync on every commit.
     delivery: { port: world.smtpPort },
-    queues: { default: {} },
+    policy: { queues: { default: {} } },
     spool: { sync: 'full' },
     log: { level: 'warn' },
   });

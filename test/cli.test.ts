@@ -72,7 +72,7 @@ describe('gridpost CLI', () => {
     });
     const status = await run(process.execPath, [CLI, 'status', ...common]);
     assert.match(status.stdout, /delivered\s+1/);
-    assert.match(status.stdout, /default\s+0/);
+    assert.match(status.stdout, /default\s+idle\s+10 default\s+0/);
     for (const query of ['ann@cli.test', id, `${id}.1`]) {
       const trace = await run(process.execPath, [CLI, 'trace', query, ...common]);
       assert.match(trace.stdout, /Reception .*from=<a@sender\.test>/, query);

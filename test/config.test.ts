@@ -15,7 +15,7 @@ describe('configuration', () => {
     assert.equal(c.dataDir, './data');
     assert.equal(c.delivery.port, 25);
     assert.equal(c.hostname, hostname());
-    assert.equal(c.queues.default?.maxAge, 5 * 86_400_000);
+    assert.equal(c.policy, undefined);
     assert.deepEqual(c.smtp.allowedNetworks, ['127.0.0.0/8', '::1/128']);
   });
 
@@ -24,8 +24,8 @@ describe('configuration', () => {
     ['a bad address', { smtp: { listen: 'localhost' } }, 'smtp.listen', /HOST:PORT/],
     [
       'a bad duration',
-      { queues: { bulk: { maxAge: 'forever' } } },
-      'queues.bulk.maxAge',
+      { policy: { queues: { bulk: { maxAge: 'forever' } } } },
+      'policy.queues.bulk.maxAge',
       /duration/,
     ],
     ['a wrong type', { delivery: { port: '25' } }, 'delivery.port', /number/],

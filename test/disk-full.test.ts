@@ -54,7 +54,7 @@ it(
     const rx = await world.addProvider(['full.test'], { script: rejectAll('451 4.3.0 later') });
     t = await startEngine(
       world,
-      { queues: { default: { retry: ['1s'], jitter: 0, maxAge: '1h' } } },
+      { policy: { queues: { default: { retry: ['1s'], jitter: 0, maxAge: '1h' } } } },
       mountPoint,
     );
     const filler = join(mountPoint, 'filler');

@@ -309,7 +309,7 @@ describe('a destination that fails as a whole is held', () => {
     world = await TestWorld.start();
     t = await startEngine(world, {
       delivery: { holdAfterFailure: 1.5 },
-      queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '30s' } },
+      policy: { queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '30s' } } },
     });
   });
   after(async () => {
@@ -334,10 +334,12 @@ describe('a destination that fails as a whole is held', () => {
     }
     assert.equal(rx.connections.length, connectionsAtHold, 'no connection while held');
     const status = await api(t, 'GET', '/api/v1/status');
-    const held = status.body.destinations.find((d: { domain: string }) => d.domain === 'held.test');
-    assert.equal(held?.state, 'held', JSON.stringify(status.body.destinations));
+    const held = status.body.readyQueues.find((d: { domains: string[] }) =>
+      d.domains.includes('held.test'),
+    );
+    assert.equal(held?.state, 'held', JSON.stringify(status.body.readyQueues));
     assert.match(held.reason, /^421 4\.7\.0 .*Too many messages/);
-    assert.ok(Date.parse(held.heldUntil) > Date.now());
+    assert.ok(Date.parse(held.until) > Date.now());
     rx.setScript(accept());
     await rx.waitForMessages(6, 10_000);
   });
@@ -351,7 +353,7 @@ describe('timeouts and expiry', () => {
     world = await TestWorld.start();
     t = await startEngine(world, {
       delivery: { timeouts: { rcpt: 0.4, dataDone: 0.4 } },
-      queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '2s' } },
+      policy: { queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '2s' } } },
     });
   });
   after(async () => {

@@ -14,8 +14,10 @@ before(async () => {
   world = await TestWorld.start();
   t = await startEngine(world, {
     spool: { window: 100 },
-    delivery: { maxConnectionsPerDestination: 2 },
-    queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '1m' } },
+    policy: {
+      queues: { default: { retry: ['0.5s'], jitter: 0, maxAge: '1m' } },
+      shaping: { test: { maxConnections: 2 } },
+    },
   });
 });
 after(async () => {

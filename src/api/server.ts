@@ -12,13 +12,14 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { DestinationState } from '../delivery/dispatcher.js';
 import type { ApiKey } from '../engine/api-keys.js';
+import type { Controls } from '../engine/controls.js';
 import type { StatusCount } from '../engine/status.js';
 import { GridpostError } from '../errors/catalogue.js';
 import type { Intake } from '../intake/intake.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Recorder } from '../records/recorder.js';
+import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
 import { messageRoutes } from './routes/messages.js';
@@ -36,8 +37,10 @@ export interface ApiContext {
   metrics: Metrics;
   keys: ApiKey[];
   log: Logger;
-  /** The dispatcher's destinations and their state (held, active). */
-  destinations: () => DestinationState[];
+  /** The traffic policy in force, and the operator's pauses. */
+  policy: PolicyService;
+  /** Queues, ready queues, pauses, purge, move, actions. */
+  controls: Controls;
 }
 
 /** Builds the API server (not yet listening). */

@@ -6,33 +6,68 @@ interface StatusDoc {
   hostname: string;
   uptimeSeconds: number;
   counters: Record<string, number>;
-  queues: { name: string; recipients: number }[];
-  destinations: DestinationDoc[];
+  queues: QueueDoc[];
+  readyQueues: ReadyQueueDoc[];
 }
 
-interface DestinationDoc {
-  domain: string;
+/** A queue as GET /api/v1/queues gives it. */
+export interface QueueDoc {
+  name: string;
+  weight: number;
+  pool: string;
+  recipients: number;
+  inMemory: number;
+  state: string;
+  reason: string | null;
+}
+
+/** A ready queue as GET /api/v1/ready-queues gives it. */
+export interface ReadyQueueDoc {
+  source: string;
+  site: string;
   state: string;
   ready: number;
   sessions: number;
-  heldUntil?: string;
-  reason?: string;
+  until?: string;
+  reason: string | null;
+  limits: { maxConnections: number; messageRate: string | null };
 }
 
 /** The status document as aligned text. */
 export function formatStatus(s: StatusDoc): string {
   const lines = [`engine ${s.hostname}, up ${s.uptimeSeconds}s`, '', 'since start:'];
   for (const [k, v] of Object.entries(s.counters)) lines.push(`  ${k.padEnd(20)} ${v}`);
-  lines.push('', 'queues (recipients waiting or in delivery):');
-  for (const q of s.queues) lines.push(`  ${q.name.padEnd(20)} ${q.recipients}`);
-  if (s.destinations.length > 0) lines.push('', 'destinations (ready in memory, open sessions):');
-  for (const d of s.destinations) lines.push(`  ${formatDestination(d)}`);
+  lines.push('', formatQueues(s.queues));
+  if (s.readyQueues.length > 0) lines.push('', formatReadyQueues(s.readyQueues));
   return lines.join('\n');
 }
 
-function formatDestination(d: DestinationDoc): string {
-  const held = d.heldUntil ? ` until ${d.heldUntil}: ${d.reason ?? ''}` : '';
-  return `${d.domain.padEnd(28)} ${d.state.padEnd(6)} ${d.ready} ready, ${d.sessions} open${held}`;
+/** Queues as a table: name, state, weight, pool, recipients, in memory, reason. */
+export function formatQueues(qs: QueueDoc[]): string {
+  const head = `${'queue'.padEnd(16)} ${'state'.padEnd(7)} weight pool         recipients in-memory`;
+  const rows = qs.map(
+    (q) =>
+      `${q.name.padEnd(16)} ${q.state.padEnd(7)} ${String(q.weight).padStart(6)} ` +
+      `${q.pool.padEnd(12)} ${String(q.recipients).padStart(10)} ` +
+      `${String(q.inMemory).padStart(9)}` +
+      (q.reason ? `  ${q.reason}` : ''),
+  );
+  return [head, ...rows].join('\n');
+}
+
+/** Ready queues as a table, each with the reason for its state. */
+export function formatReadyQueues(rs: ReadyQueueDoc[]): string {
+  const head = `${'source'.padEnd(12)} ${'site'.padEnd(32)} ${'state'.padEnd(9)} ready open limits`;
+  const rows = rs.map((r) => {
+    const limits = `${r.limits.maxConnections} conn${r.limits.messageRate ? `, ${r.limits.messageRate}` : ''}`;
+    const until = r.until ? ` until ${r.until}` : '';
+    const why = r.reason ? `\n${' '.repeat(13)}${r.reason}${until}` : '';
+    return (
+      `${r.source.padEnd(12)} ${r.site.padEnd(32)} ${r.state.padEnd(9)} ` +
+      `${String(r.ready).padStart(5)} ${String(r.sessions).padStart(4)} ${limits}${why}`
+    );
+  });
+  return [head, ...rows].join('\n');
 }
 
 /** One line per record: time, type, recipient, where, reply. */
@@ -63,11 +98,17 @@ function formatRecord(r: StoredRecord): string {
       return `${head} ${r.reason} ${reply(r.reply)}`;
     case 'Expiration':
       return `${head} ${r.recipientId} <${r.recipient}> attempts=${r.attempts} ${reply(r.reply)}`;
+    case 'AdminAction': {
+      const to = r.to ? ` to=${[r.to.queue, r.to.pool].filter(Boolean).join('/')}` : '';
+      return `${head} ${r.recipientId} <${r.recipient}> ${r.action}${to} "${r.reason}"`;
+    }
     default: {
       const where = r.mxHost ? ` mx=${r.mxHost}[${r.mxIp}]` : '';
+      const via = r.source ? ` source=${r.source}` : '';
+      const rule = r.rule ? ` rule=${r.rule.name}:${r.rule.action}` : '';
       const tls = r.tls ? ' tls' : '';
       const what = `${r.recipientId} <${r.recipient}> attempt=${r.attempt}`;
-      return `${head} ${what}${where}${tls} ${reply(r.reply)}`;
+      return `${head} ${what}${via}${where}${tls}${rule} ${reply(r.reply)}`;
     }
   }
 }

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { GridpostError } from '../errors/catalogue.js';
-import { configSchema, queueSchema, type Config, type ConfigInput } from './schema.js';
+import { validatePolicy } from '../shaping/policy-service.js';
+import { configSchema, type Config, type ConfigInput } from './schema.js';
 
 /** Overrides from the command line; they win over the file. */
 export interface ConfigOverrides {
@@ -30,8 +31,38 @@ export function readConfigFile(file: string): unknown {
   }
 }
 
+/** Keys of earlier releases that now live in the traffic policy, with where they went. */
+const MOVED: [string[], string][] = [
+  [['queues'], 'policy.queues'],
+  [['delivery', 'maxConnectionsPerDestination'], 'policy.shaping.<rule>.maxConnections'],
+  [
+    ['delivery', 'maxRecipientsPerTransaction'],
+    'policy.shaping.<rule>.maxRecipientsPerTransaction',
+  ],
+  [['delivery', 'maxMessagesPerConnection'], 'policy.shaping.<rule>.maxMessagesPerConnection'],
+  [['delivery', 'idleTimeout'], 'policy.shaping.<rule>.idleTimeout'],
+  [['delivery', 'tls'], 'policy.shaping.<rule>.tls'],
+  [['delivery', 'ports'], 'policy.shaping.<rule>.port with domain: <domain>'],
+];
+
+/** Refuses keys that moved to the policy, saying where each went. */
+function refuseMovedKeys(raw: unknown, source: string): void {
+  const found = MOVED.filter(([path]) => {
+    let v: unknown = raw;
+    for (const k of path)
+      v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+    return v !== undefined;
+  });
+  if (found.length === 0) return;
+  const lines = found.map(([p, to]) => `  ${p.join('.')}: moved to ${to} (docs/policy.md)`);
+  throw new GridpostError('E_CONFIG_INVALID', `${source} is invalid:\n${lines.join('\n')}`, {
+    path: found[0]![0].join('.'),
+  });
+}
+
 /** Validates raw configuration; the error names every bad key with its path and what is allowed. */
 export function validateConfig(raw: unknown, source = 'configuration'): Config {
+  refuseMovedKeys(raw, source);
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
     const first = result.error.issues[0];
@@ -41,7 +72,18 @@ export function validateConfig(raw: unknown, source = 'configuration'): Config {
     });
   }
   const config = result.data;
-  if (!config.queues.default) config.queues.default = queueSchema.parse({});
+  if (config.policy !== undefined) {
+    // Checked here so that a bad policy stops start-up with the config file's name; the error
+    // paths start at "policy.".
+    try {
+      validatePolicy(config.policy);
+    } catch (err) {
+      const e = err as GridpostError;
+      const path = e.path ? `policy.${e.path}` : 'policy';
+      const msg = e.message.replace(/^policy is invalid:\n/, '').replace(/^ {2}/gm, '  policy.');
+      throw new GridpostError('E_CONFIG_INVALID', `${source} is invalid:\n${msg}`, { path });
+    }
+  }
   return config;
 }
 

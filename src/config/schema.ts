@@ -78,34 +78,27 @@ const route = z.strictObject({
   hosts: z.array(hostPort).min(1),
 });
 
+/**
+ * Engine-wide delivery settings. Everything that varies per destination or per source
+ * (connections, rates, TLS, ports, sources and pools) is in the traffic policy instead.
+ */
 const delivery = z.strictObject({
+  /** The EHLO name of the implicit default source (when the policy defines no sources). */
   helo: z.string().optional(),
-  /** Destination SMTP port; 25 unless a test world or a smarthost needs another. */
-  port: z.number().int().min(1).max(65535).default(25),
-  ports: z.record(z.string(), z.number().int().min(1).max(65535)).default({}),
-  routes: z.array(route).default([]),
+  /** The address the implicit default source binds (when the policy defines no sources). */
   localAddress: z.string().optional(),
-  maxConnectionsPerDestination: z.number().int().min(1).default(20),
+  /** Destination SMTP port unless a shaping rule sets one; 25 but for test worlds. */
+  port: z.number().int().min(1).max(65535).default(25),
+  routes: z.array(route).default([]),
+  /** Outbound connections open at once, over every source and site. */
   maxConnectionsTotal: z.number().int().min(1).default(400),
-  maxRecipientsPerTransaction: z.number().int().min(1).default(100),
-  maxMessagesPerConnection: z.number().int().min(1).default(1000),
-  /** How long an idle connection waits for more mail to the same destination. */
-  idleTimeout: duration.prefault('5s'),
   /**
-   * How long a destination that failed as a whole (no host reachable, temporary DNS failure,
-   * a 421) is left alone; what arrives for it meanwhile is deferred without a connection.
+   * How long a ready queue whose site failed as a whole (no host reachable, temporary DNS
+   * failure, a 421) is left alone; what arrives for it meanwhile is deferred without a
+   * connection.
    */
   holdAfterFailure: duration.prefault('30s'),
-  tls: z.enum(['opportunistic', 'required', 'disabled']).default('opportunistic'),
   timeouts: timeouts.prefault({}),
-});
-
-export const queueSchema = z.strictObject({
-  /** Delays between attempts; the last one repeats. Jitter spreads retries (fraction, ±). */
-  retry: z.array(duration).min(1).prefault(['1m', '5m', '10m', '30m', '1h', '2h', '4h']),
-  jitter: z.number().min(0).max(0.5).default(0.1),
-  /** Past this age a recipient expires (Postfix's maximal_queue_lifetime is also 5 days). */
-  maxAge: duration.prefault('5d'),
 });
 
 const dns = z.strictObject({
@@ -157,7 +150,12 @@ export const configSchema = z.strictObject({
   smtp: smtp.prefault({}),
   http: http.prefault({}),
   delivery: delivery.prefault({}),
-  queues: z.record(z.string().regex(/^[a-z0-9_-]+$/), queueSchema).default({}),
+  /**
+   * The traffic policy (queues, sources, pools, shaping and response rules; docs/policy.md).
+   * Applied to the store at start whenever it differs from what start last applied; edits made
+   * through the API or the CLI meanwhile are kept until this key changes.
+   */
+  policy: z.unknown().optional(),
   dns: dns.prefault({}),
   spool: spool.prefault({}),
   records: records.prefault({}),
@@ -166,5 +164,4 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
-export type QueueConfig = z.output<typeof queueSchema>;
 export type DeliveryTimeouts = z.output<typeof timeouts>;

@@ -25,9 +25,22 @@ export function replyFromLines(code: number, texts: string[]): SmtpReply {
   return { code, enhanced, text: stripped.join('\n') };
 }
 
+/** The replies we made ourselves; response rules never match them (see isRemote). */
+const LOCAL = new WeakSet<SmtpReply>();
+
 /** Makes a reply for an outcome we decide locally (DNS failure, timeout, policy). */
 export function localReply(code: number, enhanced: string, text: string): SmtpReply {
-  return { code, enhanced, text };
+  const reply = { code, enhanced, text };
+  LOCAL.add(reply);
+  return reply;
+}
+
+/**
+ * Whether a reply came from a remote server (not made by localReply). Only remote replies
+ * feed the response rules, so an action's own deferrals can never trigger or extend it.
+ */
+export function isRemote(r: SmtpReply): boolean {
+  return !LOCAL.has(r);
 }
 
 /** The reply as one line for logs and records: "550 5.1.1 user unknown". */

@@ -16,7 +16,8 @@ export interface Hop {
 }
 
 export type RoutePlan =
-  { kind: 'hops'; hops: Hop[] } | { kind: 'fail'; permanent: boolean; reply: SmtpReply };
+  | { kind: 'hops'; hops: Hop[]; static: boolean }
+  | { kind: 'fail'; permanent: boolean; reply: SmtpReply };
 
 /** Turns a destination domain into next hops. */
 export class Router {
@@ -30,17 +31,19 @@ export class Router {
     for (const r of delivery.routes) this.statics.set(r.domain, r.hosts);
   }
 
-  /** The hops for `domain`, in the order to try them. */
-  async plan(domain: string): Promise<RoutePlan> {
+  /**
+   * The hops for `domain`, in the order to try them; MX hops get `port` (the shaping rule's
+   * destination port, delivery.port by default).
+   */
+  async plan(domain: string, port = this.delivery.port): Promise<RoutePlan> {
     const fixed = this.statics.get(domain);
     if (fixed) return this.planStatic(fixed);
     const route = await this.mx.resolve(domain);
     if (route.kind !== 'hosts') {
       return { kind: 'fail', permanent: route.kind !== 'temporary', reply: route.reply };
     }
-    const port = this.delivery.ports[domain] ?? this.delivery.port;
     const hops = route.hosts.flatMap((h) => h.addresses.map((ip) => ({ name: h.name, ip, port })));
-    return { kind: 'hops', hops };
+    return { kind: 'hops', hops, static: false };
   }
 
   private async planStatic(hosts: string[]): Promise<RoutePlan> {
@@ -52,7 +55,7 @@ export class Router {
       const ips = isIP(name) ? [name] : await this.dns.resolve4(name).catch(() => []);
       for (const ip of ips) hops.push({ name, ip, port });
     }
-    if (hops.length > 0) return { kind: 'hops', hops };
+    if (hops.length > 0) return { kind: 'hops', hops, static: true };
     const reply = localReply(
       451,
       '4.4.3',

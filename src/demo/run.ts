@@ -87,7 +87,7 @@ export function demoConfig(dataDir: string, mxPort: number, dns: string, apiKey:
     delivery: { port: mxPort, holdAfterFailure: '2s' },
     // Jitter 0.5 spreads the retries of busy.demo's 421s over seconds instead of bunching
     // them into the same one, so its rate limit lets more through each round.
-    queues: { default: { retry: ['2s', '4s'], jitter: 0.5, maxAge: '60s' } },
+    policy: { queues: { default: { retry: ['2s', '4s'], jitter: 0.5, maxAge: '60s' } } },
     dns: { servers: [dns] },
     log: { level: 'warn' },
   };

@@ -25,7 +25,10 @@ import { Spool } from '../spool/spool.js';
 import { openStore, storeFile, type Db } from '../spool/store.js';
 import { WalSync } from '../spool/wal-sync.js';
 import { GridpostError } from '../errors/catalogue.js';
+import { ActionBoard } from '../shaping/actions.js';
+import { PolicyService } from '../shaping/policy-service.js';
 import { loadApiKeys } from './api-keys.js';
+import { Controls } from './controls.js';
 import { StatusCount } from './status.js';
 
 export interface EngineOptions {
@@ -50,6 +53,8 @@ interface Storage {
   journal: Journal;
   recorder: Recorder;
   spool: Spool;
+  policy: PolicyService;
+  actions: ActionBoard;
 }
 
 /** Everything a running engine is made of. */
@@ -58,6 +63,7 @@ interface Parts extends Storage {
   log: Logger;
   scheduler: Scheduler;
   dispatcher: Dispatcher;
+  controls: Controls;
   status: StatusCount;
   metrics: Metrics;
   smtp: IntakeServer;
@@ -74,6 +80,8 @@ export class Engine {
   readonly recorder: Recorder;
   readonly scheduler: Scheduler;
   readonly dispatcher: Dispatcher;
+  readonly policy: PolicyService;
+  readonly controls: Controls;
   readonly status: StatusCount;
   readonly metrics: Metrics;
   readonly listening: Listening;
@@ -89,6 +97,8 @@ export class Engine {
     this.recorder = parts.recorder;
     this.scheduler = parts.scheduler;
     this.dispatcher = parts.dispatcher;
+    this.policy = parts.policy;
+    this.controls = parts.controls;
     this.status = parts.status;
     this.metrics = parts.metrics;
     this.listening = parts.listening;
@@ -118,9 +128,15 @@ export class Engine {
     log: Logger,
     storage: Storage,
   ): Promise<Engine> {
-    const { spool, recorder } = storage;
-    const scheduler = new Scheduler({ spool, queues: config.queues, window: config.spool.window });
-    const dispatcher = buildDispatcher(config, opts, storage.spool, scheduler, log);
+    const { spool, recorder, policy, actions } = storage;
+    const scheduler = new Scheduler({
+      spool,
+      policy: () => policy.current,
+      paused: (q) => policy.isPaused('queue', q),
+      window: config.spool.window,
+    });
+    const dispatcher = buildDispatcher(config, opts, storage, scheduler, log);
+    const controls = new Controls(policy, actions, scheduler, dispatcher, spool);
     const status = new StatusCount();
     const intake = new Intake(config, scheduler, spool, log.child({ role: 'intake' }));
     const tls = await loadTls(config.smtp.tls, config.dataDir, config.hostname);
@@ -138,9 +154,8 @@ export class Engine {
       metrics.observe(records);
     });
     const keys = loadApiKeys(config);
-    const destinations = () => dispatcher.destinationStates();
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
-    const api = await buildApi({ ...ctx, destinations });
+    const api = await buildApi({ ...ctx, policy, controls });
     const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
       await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
       throw err;
@@ -154,6 +169,7 @@ export class Engine {
       log,
       scheduler,
       dispatcher,
+      controls,
       status,
       metrics,
       smtp,
@@ -210,17 +226,31 @@ function openStorage(config: Config, log: Logger): Storage {
   const spool = new Spool(db, committer, recorder);
   spool.onWriteError = (err) =>
     log.fatal({ err }, 'spool write kept failing for 10 minutes; restart to recover state');
-  return { db, walSync, committer, journal, recorder, spool };
+  const policy = new PolicyService(db, policyEnvironment(config), config.policy);
+  const actions = new ActionBoard(db);
+  return { db, walSync, committer, journal, recorder, spool, policy, actions };
+}
+
+/** What the start-up configuration gives the traffic policy. */
+function policyEnvironment(config: Config) {
+  const helo = config.delivery.helo ?? config.hostname;
+  return {
+    port: config.delivery.port,
+    helo,
+    connectTimeout: config.delivery.timeouts.connect,
+    defaultSource: { address: config.delivery.localAddress, helo },
+  };
 }
 
 /** The dispatcher with its DNS, MX resolution and routes. */
 function buildDispatcher(
   config: Config,
   opts: EngineOptions,
-  spool: Spool,
+  storage: Storage,
   scheduler: Scheduler,
   log: Logger,
 ): Dispatcher {
+  const { spool, policy, actions } = storage;
   const dns =
     opts.dns ??
     createDnsLookup({
@@ -231,11 +261,14 @@ function buildDispatcher(
   const mx = new MxResolver(dns, { cacheMs: config.dns.cache, ipv6: config.dns.ipv6 });
   return new Dispatcher({
     delivery: config.delivery,
-    helo: config.delivery.helo ?? config.hostname,
     router: new Router(config.delivery, mx, dns),
+    policy,
+    actions,
+    siteCacheMs: config.dns.cache,
     body: (id) => spool.body(id),
     onOutcome: (r, o) => scheduler.outcome(r, o),
     onExpired: (r) => scheduler.expire(r),
+    onRelease: (r, at) => scheduler.release(r, at),
     log: log.child({ role: 'dispatcher' }),
     open: opts.open,
   });

@@ -39,7 +39,16 @@ export const ERROR_CODES = {
     status: 400,
     fix: 'Send RFC 5322 content: header fields, a blank line, a body.',
   },
-  E_UNKNOWN_QUEUE: { status: 400, fix: 'Use a queue defined under "queues" in the configuration.' },
+  E_UNKNOWN_QUEUE: { status: 400, fix: 'Use a queue defined under "queues" in the policy.' },
+  E_UNKNOWN_POOL: { status: 400, fix: 'Use a pool defined under "pools" in the policy.' },
+  E_POLICY_INVALID: {
+    status: 400,
+    fix: 'Correct the key named in "path"; docs/policy.md lists every key and its values.',
+  },
+  E_POLICY_FILE: {
+    status: 0,
+    fix: 'Give a readable YAML or JSON file: gridpost policy apply FILE.',
+  },
   E_NOT_FOUND: { status: 404, fix: 'Check the id; records are kept for records.retention.' },
   E_STORAGE: { status: 503, fix: 'The spool could not write (disk full?); retry later.' },
   E_SHUTTING_DOWN: { status: 503, fix: 'The engine is stopping; retry against a running engine.' },

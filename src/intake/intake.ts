@@ -19,6 +19,8 @@ export interface Offer {
   recipients: string[];
   raw: Buffer;
   queue: string;
+  /** The egress pool asked for; the queue's pool when absent. */
+  pool?: string;
   via: 'smtp' | 'http';
   client: { ip?: string; user?: string; apiKey?: string; helo?: string; tls?: boolean };
 }
@@ -105,6 +107,7 @@ export class Intake {
       recipients: o.recipients,
       body,
       queue: o.queue,
+      ...(o.pool ? { pool: o.pool } : {}),
       maxAgeMs: this.scheduler.queue(o.queue).maxAge,
       via: o.via,
       client: { ip: o.client.ip, user: o.client.user, apiKey: o.client.apiKey },

@@ -1,7 +1,12 @@
 /** Builds the records of delivery outcomes from a recipient and what happened to it. */
 import type { SmtpReply } from '../delivery/reply.js';
 import type { QueuedRecipient } from '../spool/spool.js';
-import type { AttemptDetails, AttemptRecord, ExpirationRecord } from './types.js';
+import type {
+  AdminActionRecord,
+  AttemptDetails,
+  AttemptRecord,
+  ExpirationRecord,
+} from './types.js';
 
 /** The record of one attempt for one recipient. */
 export function attemptRecord(
@@ -47,5 +52,27 @@ export function expirationRecord(
     ageMs: at - r.receivedAt,
     reply,
     ...(lastReply ? { lastReply } : {}),
+  };
+}
+
+/** The record of an operator's purge or move of one recipient. */
+export function adminRecord(
+  r: QueuedRecipient,
+  action: 'purge' | 'move',
+  to: { queue?: string; pool?: string },
+  reason: string,
+  at: number,
+): AdminActionRecord {
+  return {
+    type: 'AdminAction',
+    at: new Date(at).toISOString(),
+    action,
+    messageId: r.messageId,
+    recipientId: r.id,
+    recipient: r.address,
+    domain: r.domain,
+    queue: r.queue,
+    ...(action === 'move' ? { to } : {}),
+    reason,
   };
 }

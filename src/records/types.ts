@@ -5,7 +5,13 @@
 import type { SmtpReply } from '../delivery/reply.js';
 
 export type RecordType =
-  'Reception' | 'Delivery' | 'TransientFailure' | 'Bounce' | 'Expiration' | 'Rejected';
+  | 'Reception'
+  | 'Delivery'
+  | 'TransientFailure'
+  | 'Bounce'
+  | 'Expiration'
+  | 'Rejected'
+  | 'AdminAction';
 
 /** Fields every record has. `at` is ISO-8601 UTC. */
 interface RecordBase {
@@ -29,6 +35,11 @@ export interface ReceptionRecord extends RecordBase {
 /** Where and how one delivery attempt went: the remote host, our source, the reply, TLS. */
 export interface AttemptDetails {
   attempt: number;
+  /** The egress source and the site (MX rollup) of the attempt. */
+  source?: string;
+  site?: string;
+  /** The response rule that matched the reply, and what it did. */
+  rule?: { name: string; action: string };
   mxHost?: string;
   mxIp?: string;
   localIp?: string;
@@ -79,7 +90,21 @@ export interface RejectedRecord extends RecordBase {
   client: { ip?: string; user?: string };
 }
 
-export type GridpostRecord = ReceptionRecord | AttemptRecord | ExpirationRecord | RejectedRecord;
+/** An operator acted on a recipient: purged it (its final record) or moved it. */
+export interface AdminActionRecord extends RecordBase {
+  type: 'AdminAction';
+  action: 'purge' | 'move';
+  messageId: string;
+  recipientId: string;
+  recipient: string;
+  domain: string;
+  /** For a move: where the recipient went. */
+  to?: { queue?: string; pool?: string };
+  reason: string;
+}
+
+export type GridpostRecord =
+  ReceptionRecord | AttemptRecord | ExpirationRecord | RejectedRecord | AdminActionRecord;
 
 /** A record as stored, with its position in the store (a cursor for later consumers). */
 export type StoredRecord = GridpostRecord & { seq: number };

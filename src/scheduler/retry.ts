@@ -1,5 +1,5 @@
 /** Retry times: the queue's schedule, with jitter, never past the recipient's expiry. */
-import type { QueueConfig } from '../config/schema.js';
+import type { QueueConfig } from '../shaping/policy-schema.js';
 
 /**
  * When the next attempt is due after `attempts` failed ones (1-based). The schedule's last

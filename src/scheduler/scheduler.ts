@@ -1,21 +1,37 @@
 /**
  * The scheduler decides when each recipient is tried: at once after reception, then along its
- * queue's retry schedule, and never past its maximum age. It holds at most `window` recipients
- * in memory (handed to the dispatcher); the rest wait in the store's due-index and are taken
- * when room frees up or when their time comes. One timer, set to the earliest due time the
- * store reports, replaces any polling.
+ * queue's retry schedule (or its destination's, when a shaping rule sets one), and never past
+ * its maximum age. It holds at most `window` recipients in memory (handed to the dispatcher);
+ * the rest wait in the store's due-index, one per scheduled queue, and are taken when room
+ * frees up or when their time comes. One timer, set to the earliest due time the store reports,
+ * replaces any polling.
+ *
+ * Fairness between queues: room in memory is shared by weight. Each queue may always hold its
+ * reserve (its weight's share of the window) even when the window is full, so a transactional
+ * message is never kept out of memory by a bulk backlog; the dispatcher then serves queues by
+ * weight within each ready queue. Memory is therefore bounded by twice the window.
  */
-import type { QueueConfig } from '../config/schema.js';
 import { localReply, type SmtpReply } from '../delivery/reply.js';
 import { attemptRecord, expirationRecord } from '../records/build.js';
 import type { AttemptDetails } from '../records/types.js';
+import type { Policy } from '../shaping/policy.js';
+import type { QueueConfig } from '../shaping/policy-schema.js';
 import type { AcceptedMessage, NewMessage, QueuedRecipient, Spool } from '../spool/spool.js';
 import { nextAttemptAt } from './retry.js';
 
 /** What one attempt did for one recipient. */
 export interface Outcome {
-  kind: 'delivered' | 'transient' | 'permanent';
+  /**
+   * delivered, transient (retry later), permanent (bounce), or delayed: not tried because its
+   * destination is held or suspended; a TransientFailure record, no attempt counted, and the
+   * next try at `retryAt`.
+   */
+  kind: 'delivered' | 'transient' | 'permanent' | 'delayed';
   details: AttemptDetails;
+  /** Retry delays of the destination (shaping), instead of the queue's. */
+  retry?: number[] | null;
+  /** For delayed: when to try again. */
+  retryAt?: number;
 }
 
 /** Receives recipients that are due now. */
@@ -23,7 +39,10 @@ export type DispatchFn = (r: QueuedRecipient) => void;
 
 export interface SchedulerOptions {
   spool: Spool;
-  queues: Record<string, QueueConfig>;
+  /** The policy in force (queues and their weights); read at every decision. */
+  policy: () => Policy;
+  /** Whether an operator paused the queue. */
+  paused: (queue: string) => boolean;
   window: number;
   now?: () => number;
   random?: () => number;
@@ -38,17 +57,21 @@ export const EXPIRED_REPLY = localReply(
 
 /** Schedules attempts, retries and expiry. */
 export class Scheduler {
-  private inMemory = 0;
+  private total = 0;
+  private readonly perQueue = new Map<string, number>();
   /**
-   * The earliest time at which the store may hold a due, unleased recipient (0 = unknown, so
-   * look). Outcomes call refill often; this keeps them from querying a store with nothing due.
+   * Per queue, the earliest time at which the store may hold a due, unleased recipient
+   * (absent = unknown, so look). Outcomes call refill often; this keeps them from querying a
+   * store with nothing due.
    */
-  private storeDueAt = 0;
+  private readonly storeDueAt = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private dispatch: DispatchFn = () => {};
   private readonly now: () => number;
   private stopped = false;
+  private refilling = false;
+  private refillAgain = false;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.now = opts.now ?? Date.now;
@@ -70,40 +93,49 @@ export class Scheduler {
 
   /** The queue settings for a queue name (unknown names use "default"). */
   queue(name: string): QueueConfig {
-    return this.opts.queues[name] ?? (this.opts.queues.default as QueueConfig);
+    return this.opts.policy().queue(name);
   }
 
   /** Recipients currently held in memory (ready or in delivery). */
   get held(): number {
-    return this.inMemory;
+    return this.total;
+  }
+
+  /** Recipients of one queue held in memory. */
+  heldOf(queue: string): number {
+    return this.perQueue.get(queue) ?? 0;
   }
 
   /**
    * Stores new messages; resolves once durable. Their recipients go to the dispatcher at once
-   * when the window has room, otherwise they wait in the store, due now.
+   * when their queue has room in memory, otherwise they wait in the store, due now.
    */
   async accept(messages: NewMessage[]): Promise<AcceptedMessage[]> {
-    const n = messages.reduce((sum, m) => sum + m.recipients.length, 0);
-    const leased = this.inMemory + n <= this.opts.window;
     // Reserved before the await, so that concurrent accepts cannot overfill the window.
-    if (leased) this.inMemory += n;
+    const leased = messages.map((m) => {
+      const ok = this.hasRoom(m.queue, m.recipients.length);
+      if (ok) this.hold(m.queue, m.recipients.length);
+      return ok;
+    });
     let accepted: AcceptedMessage[];
     try {
       accepted = await this.opts.spool.accept(messages, leased);
     } catch (err) {
-      if (leased) this.inMemory -= n;
+      messages.forEach((m, i) => leased[i] && this.hold(m.queue, -m.recipients.length));
       throw err;
     }
-    if (leased) for (const a of accepted) a.recipients.forEach((r) => this.dispatch(r));
-    else this.storeDueIn(this.now());
+    accepted.forEach((a, i) => {
+      if (leased[i]) a.recipients.forEach((r) => this.dispatch(r));
+      else this.storeDueIn(messages[i]!.queue, this.now());
+    });
     return accepted;
   }
 
   /** Takes the outcome of an attempt: completes, retries later or expires the recipient. */
   outcome(r: QueuedRecipient, o: Outcome): void {
     const now = this.now();
-    this.inMemory--;
-    if (o.kind === 'transient') this.retryOrExpire(r, o.details, now);
+    this.hold(r.queue, -1);
+    if (o.kind === 'transient' || o.kind === 'delayed') this.retryOrExpire(r, o, now);
     else {
       const type = o.kind === 'delivered' ? 'Delivery' : 'Bounce';
       this.opts.spool.complete(r, [attemptRecord(type, r, o.details, now)]);
@@ -113,58 +145,161 @@ export class Scheduler {
 
   /** Ends a recipient in memory that reached its maximum age before an attempt. */
   expire(r: QueuedRecipient, lastReply?: SmtpReply): void {
-    this.inMemory--;
+    this.hold(r.queue, -1);
     const now = this.now();
     const record = expirationRecord(r, now, EXPIRED_REPLY, lastReply ?? r.lastReply);
     this.opts.spool.complete(r, [record]);
     this.refill();
   }
 
-  private retryOrExpire(r: QueuedRecipient, details: AttemptDetails, now: number): void {
-    r.attempts++;
+  /**
+   * Gives a recipient in memory back to the store until `at`, untried and without a record
+   * (its ready queue was full or paused, its queue was paused, or an operator moved it).
+   */
+  release(r: QueuedRecipient, at: number): void {
+    this.hold(r.queue, -1);
+    const queue = r.queue;
+    this.opts.spool.release(r, at, () => this.storeDueIn(queue, at));
+    this.refill();
+  }
+
+  /** Ends a recipient in memory with the given records (an operator's purge). */
+  finish(r: QueuedRecipient, records: Parameters<Spool['complete']>[1]): void {
+    this.hold(r.queue, -1);
+    this.opts.spool.complete(r, records);
+    this.refill();
+  }
+
+  /** Hands a moved recipient (new queue or pool, already stored) to the dispatcher again. */
+  requeue(r: QueuedRecipient, to: { queue?: string; pool?: string }): void {
+    this.hold(r.queue, -1);
+    if (to.queue) r.queue = to.queue;
+    if (to.pool) r.pool = to.pool;
+    this.hold(r.queue, 1);
+    this.dispatch(r);
+  }
+
+  /** Looks at the store again now (a queue was resumed, recipients were made due). */
+  wake(queue?: string): void {
+    if (queue) this.storeDueAt.delete(queue);
+    else this.storeDueAt.clear();
+    this.refill();
+  }
+
+  private retryOrExpire(r: QueuedRecipient, o: Outcome, now: number): void {
+    if (o.kind === 'transient') r.attempts++;
     if (now >= r.expiresAt) {
       this.opts.spool.complete(r, [
-        attemptRecord('TransientFailure', r, details, now),
-        expirationRecord(r, now, EXPIRED_REPLY, details.reply),
+        attemptRecord('TransientFailure', r, o.details, now),
+        expirationRecord(r, now, EXPIRED_REPLY, o.details.reply),
       ]);
       return;
     }
-    const retryAt = nextAttemptAt(now, r.attempts, this.queue(r.queue), this.opts.random);
+    const queue = this.queue(r.queue);
+    const schedule = o.retry ? { ...queue, retry: o.retry } : queue;
+    const retryAt =
+      o.kind === 'delayed' && o.retryAt !== undefined
+        ? o.retryAt
+        : nextAttemptAt(now, Math.max(1, r.attempts), schedule, this.opts.random);
     // The last chance is the expiry itself: the recipient is then taken and expired.
     const next = Math.min(retryAt, r.expiresAt);
-    const record = attemptRecord('TransientFailure', r, details, now, next);
+    const record = attemptRecord('TransientFailure', r, o.details, now, next);
     // Only once the deferral is committed can the store's due-index show it.
-    this.opts.spool.defer(r, next, details.reply, record, () => this.storeDueIn(next));
+    const name = r.queue;
+    this.opts.spool.defer(r, next, o.details.reply, record, () => this.storeDueIn(name, next));
   }
 
-  /** Notes that the store holds a recipient due at `at`, and wakes then. */
-  private storeDueIn(at: number): void {
-    this.storeDueAt = Math.min(this.storeDueAt, at);
+  private hold(queue: string, n: number): void {
+    this.total += n;
+    this.perQueue.set(queue, (this.perQueue.get(queue) ?? 0) + n);
+  }
+
+  /** Whether `n` more recipients of `queue` may come into memory now. */
+  private hasRoom(queue: string, n: number): boolean {
+    if (this.opts.paused(queue)) return false;
+    if (this.total + n <= this.opts.window) return true;
+    return this.heldOf(queue) + n <= this.reserve(queue);
+  }
+
+  /** The part of the window a queue may always hold: its weight's share. */
+  private reserve(queue: string): number {
+    const p = this.opts.policy();
+    const names = p.queueNames();
+    const sum = names.reduce((s, q) => s + p.queue(q).weight, 0) || 1;
+    return Math.floor((this.opts.window * p.queue(queue).weight) / sum);
+  }
+
+  /** Notes that the store holds a recipient of `queue` due at `at`, and wakes then. */
+  private storeDueIn(queue: string, at: number): void {
+    const known = this.storeDueAt.get(queue);
+    if (known !== undefined) this.storeDueAt.set(queue, Math.min(known, at));
     this.wakeAt(at);
   }
 
-  /** Fills free room in the window with recipients due in the store. */
+  /** Fills free room in memory with recipients due in the store, queue by queue by weight. */
   private refill(): void {
+    // Dispatching can come straight back here (a recipient deferred at once): one at a time.
     if (this.stopped) return;
-    const room = this.opts.window - this.inMemory;
-    const now = this.now();
-    if (room <= 0) return; // an outcome will free room and call again
-    if (now < this.storeDueAt) {
-      // Timers may fire a millisecond before Date.now() reaches their time: re-arm.
-      if (this.storeDueAt !== Infinity) this.wakeAt(this.storeDueAt);
+    if (this.refilling) {
+      this.refillAgain = true;
       return;
     }
-    const due = this.opts.spool.takeDue(now, room);
-    this.inMemory += due.length;
+    this.refilling = true;
+    try {
+      do {
+        this.refillAgain = false;
+        this.fillOnce();
+      } while (this.refillAgain && !this.stopped);
+    } finally {
+      this.refilling = false;
+    }
+  }
+
+  private fillOnce(): void {
+    const now = this.now();
+    const policy = this.opts.policy();
+    const queues = new Set([...policy.queueNames(), ...this.opts.spool.storedQueues()]);
+    const due = [...queues].filter((q) => !this.opts.paused(q) && this.mayBeDue(q, now));
+    if (due.length === 0) return;
+    const free = Math.max(0, this.opts.window - this.total);
+    const weights = due.map((q) => policy.queue(q).weight);
+    const sum = weights.reduce((a, b) => a + b, 0);
+    due.forEach((q, i) => {
+      const share = Math.floor((free * weights[i]!) / sum);
+      const owed = Math.max(0, this.reserve(q) - this.heldOf(q));
+      const room = Math.max(share, owed, free > 0 ? 1 : 0);
+      if (room > 0) this.take(q, now, room);
+    });
+  }
+
+  /** Whether the store may hold something of `queue` due by `now`; re-arms the timer if not. */
+  private mayBeDue(queue: string, now: number): boolean {
+    const at = this.storeDueAt.get(queue);
+    if (at === undefined || now >= at) return true;
+    // Timers may fire a millisecond before Date.now() reaches their time: re-arm.
+    if (at !== Infinity) this.wakeAt(at);
+    return false;
+  }
+
+  private take(queue: string, now: number, room: number): void {
+    const due = this.opts.spool.takeDue(queue, now, room);
+    this.hold(queue, due.length);
+    if (due.length < room) {
+      // The store has nothing more of this queue due now: learn when it next will.
+      const next = this.opts.spool.nextDueAt(queue) ?? Infinity;
+      this.storeDueAt.set(queue, next);
+      if (next !== Infinity) this.wakeAt(next);
+    } else this.storeDueAt.set(queue, now);
     for (const r of due) {
-      if (now >= r.expiresAt) this.expire(r);
+      if (now >= r.expiresAt) this.expireQuietly(r);
       else this.dispatch(r);
     }
-    if (due.length < room) {
-      // The store has nothing more due now: learn when it next will.
-      this.storeDueAt = this.opts.spool.nextDueAt() ?? Infinity;
-      if (this.storeDueAt !== Infinity) this.wakeAt(this.storeDueAt);
-    }
+  }
+
+  private expireQuietly(r: QueuedRecipient): void {
+    this.hold(r.queue, -1);
+    const record = expirationRecord(r, this.now(), EXPIRED_REPLY, r.lastReply);
+    this.opts.spool.complete(r, [record]);
   }
 
   /** Sets the timer to `at` unless it is already due earlier. */

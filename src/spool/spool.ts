@@ -10,6 +10,7 @@ import type { SmtpReply } from '../delivery/reply.js';
 import type { Recorder } from '../records/recorder.js';
 import type { GridpostRecord, ReceptionRecord, StoredRecord } from '../records/types.js';
 import type { Committer } from './committer.js';
+import { adminRecord } from '../records/build.js';
 import { BodyCache } from './body-cache.js';
 import { newMessageId, recipientId } from './ids.js';
 import type { Db } from './store.js';
@@ -22,6 +23,8 @@ export interface NewMessage {
   recipients: string[];
   body: Buffer;
   queue: string;
+  /** The pool named by the injection call; the queue's pool when absent. */
+  pool?: string;
   /** Milliseconds the queue lets a recipient live. */
   maxAgeMs: number;
   via: 'smtp' | 'http';
@@ -35,6 +38,10 @@ export interface QueuedRecipient {
   address: string;
   domain: string;
   queue: string;
+  /** The pool chosen at injection or by an operator's move; the queue's pool when absent. */
+  pool?: string;
+  /** The egress source of the last attempt (kept when the pool does not rotate on retry). */
+  source?: string;
   sender: string;
   size: number;
   attempts: number;
@@ -77,22 +84,20 @@ export class Spool {
   }
 
   /**
-   * Stores messages atomically (all or none) and resolves once they are durable. `leased`
-   * says whether the scheduler takes the recipients into memory now.
+   * Stores messages atomically (all or none) and resolves once they are durable. `leased[i]`
+   * says whether the scheduler takes the recipients of message i into memory now.
    */
-  async accept(messages: NewMessage[], leased: boolean): Promise<AcceptedMessage[]> {
+  async accept(messages: NewMessage[], leased: boolean[]): Promise<AcceptedMessage[]> {
     const at = this.now();
     const accepted = messages.map((m) => this.prepareAccepted(m, at));
     const stored: StoredRecord[] = [];
     await this.committer.submit(() => {
-      messages.forEach((m, i) => stored.push(this.insertMessage(m, accepted[i]!, leased)));
+      messages.forEach((m, i) => stored.push(this.insertMessage(m, accepted[i]!, leased[i]!)));
     });
     for (const a of accepted) this.bumpQueue(a.recipients[0]!.queue, a.recipients.length);
-    if (leased) {
-      messages.forEach((m, i) => {
-        this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length);
-      });
-    }
+    messages.forEach((m, i) => {
+      if (leased[i]) this.bodies.hold(accepted[i]!.messageId, m.body, m.recipients.length);
+    });
     this.recorder.publish(stored);
     return accepted;
   }
@@ -105,6 +110,7 @@ export class Spool {
       address,
       domain: domainOf(address),
       queue: m.queue,
+      ...(m.pool ? { pool: m.pool } : {}),
       sender: m.sender,
       size: m.body.length,
       attempts: 0,
@@ -128,6 +134,7 @@ export class Spool {
         at,
         r.expiresAt,
         leased ? 1 : 0,
+        r.pool ?? null,
       );
     }
     return this.recorder.insert({
@@ -213,7 +220,7 @@ export class Spool {
     this.bodies.release(r.messageId);
     this.committer.submitDetached(
       () => {
-        this.stmt.defer!.run(r.attempts, nextAt, JSON.stringify(lastReply), r.id);
+        this.stmt.defer!.run(r.attempts, nextAt, JSON.stringify(lastReply), r.source ?? null, r.id);
         stored = this.recorder.insert(record);
       },
       () => {
@@ -224,9 +231,24 @@ export class Spool {
     );
   }
 
-  /** Takes up to `limit` recipients due by `now` out of the store, leasing them. */
-  takeDue(now: number, limit: number): QueuedRecipient[] {
-    const rows = this.stmt.due!.all(now, limit) as DueRow[];
+  /**
+   * Puts a recipient back in the store until `nextAt` without counting an attempt and without
+   * a record: it was never tried (its ready queue was full, paused, or it was moved).
+   */
+  release(r: QueuedRecipient, nextAt: number, onDone?: () => void): void {
+    this.bodies.release(r.messageId);
+    this.committer.submitDetached(
+      () => {
+        this.stmt.release!.run(nextAt, r.queue, r.pool ?? null, r.source ?? null, r.id);
+      },
+      () => onDone?.(),
+      (err) => this.onWriteError(err),
+    );
+  }
+
+  /** Takes up to `limit` recipients of `queue` due by `now` out of the store, leasing them. */
+  takeDue(queue: string, now: number, limit: number): QueuedRecipient[] {
+    const rows = this.stmt.due!.all(queue, now, limit) as DueRow[];
     if (rows.length === 0) return [];
     this.db.transaction(() => {
       for (const row of rows) this.stmt.lease!.run(row.id);
@@ -234,10 +256,75 @@ export class Spool {
     return rows.map((row) => toQueued(row, now));
   }
 
-  /** When the earliest recipient waiting in the store is due, or null when none waits. */
-  nextDueAt(): number | null {
-    const row = this.stmt.nextDue!.get() as { t: number | null };
+  /** When the earliest recipient of `queue` waiting in the store is due, or null. */
+  nextDueAt(queue: string): number | null {
+    const row = this.stmt.nextDue!.get(queue) as { t: number | null };
     return row.t;
+  }
+
+  /** The queues that have recipients in the store (waiting or leased). */
+  storedQueues(): string[] {
+    return [...this.sizes.entries()].filter(([, n]) => n > 0).map(([q]) => q);
+  }
+
+  /**
+   * Recipients waiting in the store (not in memory) that match `f`, at most `limit`, oldest
+   * due first. Operator actions (purge, move) go through these in batches.
+   */
+  selectWaiting(f: RecipientFilter, limit: number): QueuedRecipient[] {
+    const { where, args } = filterSql(f);
+    const rows = this.db
+      .prepare(
+        `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.pool, r.source, r.attempts,
+            r.expires_at, r.last_reply, m.sender, m.size, m.received_at
+          FROM recipients r JOIN messages m ON m.id = r.message_id
+          WHERE r.leased = 0 ${where} ORDER BY r.id LIMIT ?`,
+      )
+      .all(...args, limit) as DueRow[];
+    return rows.map((row) => toQueued(row, this.now()));
+  }
+
+  /** Resolves once every write submitted before it is committed. */
+  async barrier(): Promise<void> {
+    await this.committer.submit(() => undefined);
+  }
+
+  /** Makes every waiting recipient that matches `f` due now; returns how many. */
+  retryNow(f: RecipientFilter, now: number): number {
+    const { where, args } = filterSql(f);
+    const sql = `UPDATE recipients SET next_attempt_at = ? WHERE leased = 0
+      AND next_attempt_at > ? ${where.replace(/\br\./g, '')}`;
+    return this.db.prepare(sql).run(now, now, ...args).changes;
+  }
+
+  /**
+   * Ends waiting recipients with an AdminAction record each (purge) or changes their queue
+   * or pool (move); one transaction per batch. Resolves once durable.
+   */
+  async adminBatch(
+    rs: QueuedRecipient[],
+    action: 'purge' | 'move',
+    to: { queue?: string; pool?: string },
+    reason: string,
+  ): Promise<void> {
+    const at = this.now();
+    const stored: StoredRecord[] = [];
+    await this.committer.submit(() => {
+      for (const r of rs) {
+        if (action === 'purge') {
+          this.stmt.deleteRecipient!.run(r.id);
+          this.stmt.deleteMessageIfDone!.run(r.messageId, r.messageId);
+        } else {
+          this.stmt.move!.run(to.queue ?? r.queue, to.pool ?? r.pool ?? null, r.id);
+        }
+        stored.push(this.recorder.insert(adminRecord(r, action, to, reason, at)));
+      }
+    });
+    for (const r of rs) {
+      this.bumpQueue(r.queue, -1);
+      if (action === 'move') this.bumpQueue(to.queue ?? r.queue, 1);
+    }
+    this.recorder.publish(stored);
   }
 
   /** Clears every lease: after a restart nothing is in memory. Returns how many. */
@@ -258,6 +345,37 @@ export class Spool {
   onWriteError: (err: unknown) => void = (err) => {
     throw err;
   };
+}
+
+/** Which recipients an operator action applies to; every field given must match. */
+export interface RecipientFilter {
+  queue?: string;
+  /** Destination domains (a site is given as its domains). */
+  domains?: string[];
+  messageId?: string;
+  recipientId?: string;
+  pool?: string;
+  /** Only recipients whose id sorts after this one (keyset paging through a large set). */
+  afterId?: string;
+}
+
+function filterSql(f: RecipientFilter): { where: string; args: unknown[] } {
+  const parts: string[] = [];
+  const args: unknown[] = [];
+  const add = (sql: string, value: unknown): void => {
+    parts.push(sql);
+    args.push(value);
+  };
+  if (f.queue !== undefined) add('r.queue = ?', f.queue);
+  if (f.messageId !== undefined) add('r.message_id = ?', f.messageId);
+  if (f.recipientId !== undefined) add('r.id = ?', f.recipientId);
+  if (f.pool !== undefined) add("COALESCE(r.pool, '') = ?", f.pool);
+  if (f.afterId !== undefined) add('r.id > ?', f.afterId);
+  if (f.domains !== undefined) {
+    parts.push(`r.domain IN (${f.domains.map(() => '?').join(',') || "''"})`);
+    args.push(...f.domains);
+  }
+  return { where: parts.map((p) => `AND ${p}`).join(' '), args };
 }
 
 /** A recipient still in the queue, as the API shows it. */
@@ -285,6 +403,8 @@ interface DueRow {
   address: string;
   domain: string;
   queue: string;
+  pool: string | null;
+  source: string | null;
   attempts: number;
   expires_at: number;
   sender: string;
@@ -300,6 +420,8 @@ function toQueued(row: DueRow, now: number): QueuedRecipient {
     address: row.address,
     domain: row.domain,
     queue: row.queue,
+    ...(row.pool ? { pool: row.pool } : {}),
+    ...(row.source ? { source: row.source } : {}),
     sender: row.sender,
     size: row.size,
     attempts: row.attempts,
@@ -317,7 +439,7 @@ function prepare(db: Db): Record<string, Statement> {
     ),
     insertRecipient: db.prepare(
       `INSERT INTO recipients (id, message_id, address, domain, queue, next_attempt_at,
-        expires_at, leased) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        expires_at, leased, pool) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     body: db.prepare('SELECT body FROM messages WHERE id = ?'),
     deleteRecipient: db.prepare('DELETE FROM recipients WHERE id = ?'),
@@ -326,14 +448,19 @@ function prepare(db: Db): Record<string, Statement> {
         AND NOT EXISTS (SELECT 1 FROM recipients WHERE message_id = ?)`,
     ),
     defer: db.prepare(
-      `UPDATE recipients SET attempts = ?, next_attempt_at = ?, last_reply = ?, leased = 0
+      `UPDATE recipients SET attempts = ?, next_attempt_at = ?, last_reply = ?, source = ?,
+        leased = 0 WHERE id = ?`,
+    ),
+    release: db.prepare(
+      `UPDATE recipients SET next_attempt_at = ?, queue = ?, pool = ?, source = ?, leased = 0
         WHERE id = ?`,
     ),
+    move: db.prepare('UPDATE recipients SET queue = ?, pool = ? WHERE id = ?'),
     due: db.prepare(
-      `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.attempts, r.expires_at,
-          r.last_reply, m.sender, m.size, m.received_at
+      `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.pool, r.source, r.attempts,
+          r.expires_at, r.last_reply, m.sender, m.size, m.received_at
         FROM recipients r JOIN messages m ON m.id = r.message_id
-        WHERE r.leased = 0 AND r.next_attempt_at <= ?
+        WHERE r.leased = 0 AND r.queue = ? AND r.next_attempt_at <= ?
         ORDER BY r.next_attempt_at LIMIT ?`,
     ),
     waiting: db.prepare(
@@ -344,7 +471,9 @@ function prepare(db: Db): Record<string, Statement> {
       'SELECT DISTINCT message_id FROM recipients WHERE address = ? COLLATE NOCASE LIMIT ?',
     ),
     lease: db.prepare('UPDATE recipients SET leased = 1 WHERE id = ?'),
-    nextDue: db.prepare('SELECT MIN(next_attempt_at) AS t FROM recipients WHERE leased = 0'),
+    nextDue: db.prepare(
+      'SELECT MIN(next_attempt_at) AS t FROM recipients WHERE leased = 0 AND queue = ?',
+    ),
     releaseAll: db.prepare('UPDATE recipients SET leased = 0 WHERE leased = 1'),
     countByQueue: db.prepare('SELECT queue, COUNT(*) AS n FROM recipients GROUP BY queue'),
   };

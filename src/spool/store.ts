@@ -36,11 +36,13 @@ CREATE TABLE IF NOT EXISTS recipients (
   next_attempt_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   leased INTEGER NOT NULL DEFAULT 0,
-  last_reply TEXT
+  last_reply TEXT,
+  pool TEXT,
+  source TEXT
 );
-CREATE INDEX IF NOT EXISTS recipients_due ON recipients(next_attempt_at) WHERE leased = 0;
 CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);
 CREATE INDEX IF NOT EXISTS recipients_address ON recipients(address COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS recipients_domain ON recipients(domain);
 CREATE TABLE IF NOT EXISTS records (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   at INTEGER NOT NULL,
@@ -75,5 +77,22 @@ export function openStore(dataDir: string): Db {
   db.pragma('cache_size = -65536'); // 64 MiB page cache (negative = KiB)
   db.pragma('busy_timeout = 5000'); // ms; the CLI may read while the engine writes
   db.exec(SCHEMA);
+  migrate(db);
   return db;
+}
+
+/**
+ * Brings a store made by an older release up to this schema: the pool and source of each
+ * recipient, and the due-index per scheduled queue (which replaces the single one, so that
+ * each queue can be taken from in turn).
+ */
+function migrate(db: Db): void {
+  const cols = new Set(
+    (db.pragma('table_info(recipients)') as { name: string }[]).map((c) => c.name),
+  );
+  if (!cols.has('pool')) db.exec('ALTER TABLE recipients ADD COLUMN pool TEXT');
+  if (!cols.has('source')) db.exec('ALTER TABLE recipients ADD COLUMN source TEXT');
+  db.exec(`DROP INDEX IF EXISTS recipients_due;
+    CREATE INDEX IF NOT EXISTS recipients_queue_due ON recipients(queue, next_attempt_at)
+      WHERE leased = 0;`);
 }

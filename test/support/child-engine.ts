@@ -33,8 +33,11 @@ export async function writeChildConfig(world: TestWorld, dataDir: string, extra:
     dataDir,
     smtp: { listen: `127.0.0.1:${smtpPort}` },
     http: { listen: `127.0.0.1:${httpPort}`, apiKeys: [{ name: 'test', key: TEST_KEY }] },
-    delivery: { port: world.smtpPort, idleTimeout: 0.5 },
-    queues: { default: { retry: ['1s'], jitter: 0, maxAge: '1h' } },
+    delivery: { port: world.smtpPort },
+    policy: {
+      queues: { default: { retry: ['1s'], jitter: 0, maxAge: '1h' } },
+      shaping: { test: { idleTimeout: 0.5, maxConnections: 20 } },
+    },
     log: { level: 'warn' },
     ...extra,
   };

@@ -33,7 +33,6 @@ export function testConfig(world: TestWorld | null, dataDir: string, extra: Conf
     http: { listen: '127.0.0.1:0', apiKeys: [{ name: 'test', key: TEST_KEY }] },
     delivery: {
       port: world?.smtpPort ?? 25,
-      idleTimeout: 0.3,
       holdAfterFailure: 0.2,
       timeouts: {
         connect: 2,
@@ -46,7 +45,11 @@ export function testConfig(world: TestWorld | null, dataDir: string, extra: Conf
         dataDone: 2,
       },
     },
-    queues: { default: { retry: ['1s'], jitter: 0, maxAge: '30s' } },
+    policy: {
+      queues: { default: { retry: ['1s'], jitter: 0, maxAge: '30s' } },
+      // The limits of the previous release, which the older tests were written against.
+      shaping: { test: { idleTimeout: 0.3, maxConnections: 20, maxMessagesPerConnection: 1000 } },
+    },
     dns: { servers: world ? [world.dns.address] : undefined, cache: 0.2, timeout: 1, tries: 1 },
     log: { level: process.env.GRIDPOST_TEST_LOG ?? 'silent' },
   };

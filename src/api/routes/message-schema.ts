@@ -12,6 +12,10 @@ export const messageSchema = {
   additionalProperties: false,
   properties: {
     queue: { type: 'string', description: 'Queue name; "default" when absent' },
+    pool: {
+      type: 'string',
+      description: "Egress pool; the queue's pool when absent",
+    },
     envelope: {
       type: 'object',
       additionalProperties: false,
@@ -50,6 +54,7 @@ export const messageBodySchema = {
 /** A message as the API takes it (validated against messageSchema). */
 export interface ApiMessage {
   queue?: string;
+  pool?: string;
   envelope?: { from: string; to: string[] };
   raw?: string;
   from?: string;

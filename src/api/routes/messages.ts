@@ -80,9 +80,15 @@ async function toOffer(
 ): Promise<Offer> {
   const at = `messages[${i}]`;
   const queue = m.queue ?? 'default';
-  if (!ctx.config.queues[queue]) {
+  const policy = ctx.policy.current;
+  if (!policy.hasQueue(queue)) {
     throw new GridpostError('E_UNKNOWN_QUEUE', `${at}.queue: no queue "${queue}"`, {
       path: `${at}.queue`,
+    });
+  }
+  if (m.pool !== undefined && !policy.pool(m.pool)) {
+    throw new GridpostError('E_UNKNOWN_POOL', `${at}.pool: no pool "${m.pool}"`, {
+      path: `${at}.pool`,
     });
   }
   const { sender, recipients, raw } = await contentOf(ctx, m, at);
@@ -93,7 +99,7 @@ async function toOffer(
       path: at,
     });
   }
-  return { sender, recipients, raw, queue, via: 'http', client };
+  return { sender, recipients, raw, queue, pool: m.pool, via: 'http', client };
 }
 
 async function contentOf(ctx: ApiContext, m: ApiMessage, at: string) {

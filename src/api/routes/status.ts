@@ -1,21 +1,21 @@
-/** GET /api/v1/status: what the engine treated since start, and the recipients per queue. */
+/**
+ * GET /api/v1/status: what the engine treated since start, the queues with their size and
+ * state, and the ready queues that are blocked or busiest, each with the reason for its state.
+ */
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../server.js';
+import { queueStateSchema, readyQueueStateSchema } from './traffic-schema.js';
 
 /** The status document (also what `gridpost status` prints). */
 export function statusDocument(ctx: ApiContext) {
-  const sizes = ctx.spool.queueSizes();
-  const queues = Object.keys(ctx.config.queues).map((name) => ({
-    name,
-    recipients: sizes.get(name) ?? 0,
-  }));
+  const queues = ctx.controls.queues();
   return {
     hostname: ctx.config.hostname,
     startedAt: new Date(ctx.status.startedAt).toISOString(),
     uptimeSeconds: Math.round((Date.now() - ctx.status.startedAt) / 1000),
     counters: { ...ctx.status.counters },
     queues,
-    destinations: ctx.destinations(),
+    readyQueues: ctx.controls.readyQueues(50),
   };
 }
 
@@ -47,27 +47,11 @@ export function statusRoute(app: FastifyInstance, ctx: ApiContext): void {
                   rejected: counter,
                 },
               },
-              queues: {
+              queues: { type: 'array', items: queueStateSchema },
+              readyQueues: {
                 type: 'array',
-                items: {
-                  type: 'object',
-                  properties: { name: { type: 'string' }, recipients: counter },
-                },
-              },
-              destinations: {
-                type: 'array',
-                description: 'Busiest destinations; held ones first, with until when and why',
-                items: {
-                  type: 'object',
-                  properties: {
-                    domain: { type: 'string' },
-                    state: { type: 'string', enum: ['active', 'idle', 'held'] },
-                    ready: counter,
-                    sessions: counter,
-                    heldUntil: { type: 'string' },
-                    reason: { type: 'string' },
-                  },
-                },
+                description: 'Blocked ready queues first, then the busiest; each with its reason',
+                items: readyQueueStateSchema,
               },
             },
           },
