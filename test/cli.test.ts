@@ -76,7 +76,8 @@ describe('gridpost CLI', () => {
     for (const query of ['ann@cli.test', id, `${id}.1`]) {
       const trace = await run(process.execPath, [CLI, 'trace', query, ...common]);
       assert.match(trace.stdout, /Reception .*from=<a@sender\.test>/, query);
-      assert.match(trace.stdout, /Delivery .*<ann@cli\.test> attempt=1 mx=mx\.cli\.test/, query);
+      const delivery = /Delivery .*<ann@cli\.test> attempt=1 source=default mx=mx\.cli\.test/;
+      assert.match(trace.stdout, delivery, query);
     }
   });
 
