@@ -7,10 +7,16 @@
  * - `{ stall: true }`: never answer, and ignore everything after (the client must time out);
  * - `{ disconnect: true }`: close the socket at once;
  * - `{ disconnectAfterBytes: n }`: only from onDataStart: answer 354, then drop the
- *   connection once n body bytes have arrived (or at the end of a shorter body).
+ *   connection once n body bytes have arrived (or at the end of a shorter body);
+ * - `{ delayMs, reply }`: only from onMessage: answer `reply` after delayMs milliseconds (a
+ *   slow receiver), reading nothing more from the client meanwhile.
  */
 export type ReceiverAction =
-  string | { stall: true } | { disconnect: true } | { disconnectAfterBytes: number };
+  | string
+  | { stall: true }
+  | { disconnect: true }
+  | { disconnectAfterBytes: number }
+  | { delayMs: number; reply: string };
 
 /** What the receiver knows about one connection. `tls` and `helo` change during the session. */
 export interface ConnInfo {

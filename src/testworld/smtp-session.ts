@@ -24,7 +24,7 @@ export interface SessionHost {
   closed(c: ConnInfo): void;
 }
 
-type Mode = 'command' | 'data' | 'stalled' | 'upgrading' | 'closed';
+type Mode = 'command' | 'data' | 'stalled' | 'upgrading' | 'delaying' | 'closed';
 
 // RFC 5321 §4.5.3.1.4 allows 512 bytes per command line; we take longer ones so that ESMTP
 // parameters never trip the limit, and still bound the memory a garbage line can use (bytes).
@@ -59,6 +59,8 @@ export class Session {
   private txn: Transaction | null = null;
   private data: DataCollector | null = null;
   private dropAfterBytes = Infinity;
+  /** Bytes that followed the dot of a message whose reply is delayed. */
+  private afterDelay: Buffer | null = null;
   private finished = false;
   private readonly onData = (chunk: Buffer): void => this.feed(chunk);
   private readonly onIdle = (): void => void this.reply('421 4.4.2 Idle timeout, closing');
@@ -189,7 +191,10 @@ export class Session {
     if (end < 0) return null;
     this.mode = 'command';
     this.endOfData(data);
-    return chunk.subarray(end);
+    if ((this.mode as Mode) !== 'delaying') return chunk.subarray(end);
+    // A delayed reply: what the client sent after the dot waits until the reply is out.
+    this.afterDelay = chunk.subarray(end);
+    return null;
   }
 
   // ---- Commands ----
@@ -268,8 +273,26 @@ export class Session {
     if (data.overflowed) return void this.reply('552 5.3.4 Message size exceeds fixed limit');
     const m = this.message(txn, data.body());
     const fallback = `250 2.0.0 Ok: queued as ${m.queueId}`;
-    const code = this.run(this.hook((s) => s.onMessage?.(this.info, m)) ?? fallback);
+    const action = this.hook((s) => s.onMessage?.(this.info, m)) ?? fallback;
+    if (typeof action === 'object' && 'delayMs' in action) return this.delayReply(action, m);
+    const code = this.run(action);
     if (code >= 200 && code < 300) this.host.store(m);
+  }
+
+  /** Answers the end of DATA after a delay, not reading from the client meanwhile. */
+  private delayReply(action: { delayMs: number; reply: string }, m: ReceivedMessage): void {
+    this.mode = 'delaying';
+    this.socket.pause();
+    setTimeout(() => {
+      if (this.mode !== 'delaying') return; // stopped or closed meanwhile
+      this.mode = 'command';
+      const code = this.reply(action.reply);
+      if (code >= 200 && code < 300) this.host.store(m);
+      const rest = this.afterDelay;
+      this.afterDelay = null;
+      this.socket.resume();
+      if (rest && rest.length > 0) this.feed(rest);
+    }, action.delayMs);
   }
 
   private message(txn: Transaction, data: Buffer): ReceivedMessage {
@@ -346,6 +369,10 @@ export class Session {
       this.mode = 'stalled';
       this.host.log('S: <stalled>');
       return 0;
+    }
+    if ('delayMs' in action) {
+      this.host.failed(new Error('delayMs is only valid from onMessage'));
+      return this.reply(action.reply);
     }
     if (!('disconnect' in action)) {
       this.host.failed(new Error('disconnectAfterBytes is only valid from onDataStart'));
