@@ -24,8 +24,11 @@ import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
+import { policyRoutes, yamlBodyParser } from './routes/policy.js';
+import { recipientRoutes } from './routes/recipients.js';
 import { statusRoute } from './routes/status.js';
 import { traceRoute } from './routes/trace.js';
+import { trafficRoutes } from './routes/traffic.js';
 
 /** What the routes need from the engine. */
 export interface ApiContext {
@@ -67,12 +70,16 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     const err = new GridpostError('E_NOT_FOUND', `no route ${req.method} ${req.url}`);
     void reply.code(404).send(err.toJSON());
   });
+  app.addContentTypeParser(['application/yaml', 'text/yaml'], { parseAs: 'string' }, yamlBodyParser);
   app.addHook('onRequest', authenticate(ctx.keys));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   statusRoute(app, ctx);
   messageRoutes(app, ctx);
   traceRoute(app, ctx);
   metricsRoute(app, ctx);
+  policyRoutes(app, ctx);
+  trafficRoutes(app, ctx);
+  recipientRoutes(app, ctx);
   return app;
 }
 
@@ -88,8 +95,11 @@ function toGridpostError(err: FastifyError | GridpostError): GridpostError {
   if (err.validation) {
     const v = err.validation[0];
     const path = (v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-    const field = path || (v?.params as { missingProperty?: string })?.missingProperty || 'body';
-    return new GridpostError('E_VALIDATION', `${field}: ${v?.message ?? 'invalid'}`, {
+    const params = v?.params as { missingProperty?: string; allowedValues?: unknown[] };
+    const field = path || params?.missingProperty || 'body';
+    // An enum says which values it allows, so the message can too.
+    const allowed = params?.allowedValues ? `: ${params.allowedValues.join(', ')}` : '';
+    return new GridpostError('E_VALIDATION', `${field}: ${v?.message ?? 'invalid'}${allowed}`, {
       path: field,
     });
   }

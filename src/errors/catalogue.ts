@@ -26,6 +26,10 @@ export const ERROR_CODES = {
     status: 400,
     fix: 'Correct the field named in "path"; see the OpenAPI document.',
   },
+  E_BAD_YAML: {
+    status: 400,
+    fix: 'Send valid YAML with Content-Type: application/yaml (check indentation and quotes).',
+  },
   E_BAD_ADDRESS: { status: 400, fix: 'Use a mailbox like user@example.com (RFC 5321 syntax).' },
   E_TOO_MANY_RECIPIENTS: {
     status: 400,
