@@ -70,6 +70,43 @@ export function formatReadyQueues(rs: ReadyQueueDoc[]): string {
   return [head, ...rows].join('\n');
 }
 
+/** A pause as GET /api/v1/pauses gives it. */
+export interface PauseDoc {
+  kind: string;
+  name: string;
+  since: string;
+}
+
+/** A response-rule action as GET /api/v1/actions gives it. */
+export interface ActionDoc {
+  id: string;
+  kind: string;
+  source: string;
+  site: string;
+  rule: string;
+  until: string;
+  hits: number;
+  reason: string;
+}
+
+/** Pauses, one a line: kind, name, since when. */
+export function formatPauses(ps: PauseDoc[]): string {
+  if (ps.length === 0) return 'nothing paused';
+  return ps.map((p) => `${p.kind.padEnd(7)} ${p.name.padEnd(40)} since ${p.since}`).join('\n');
+}
+
+/** Actions in force, each with its id (for `actions lift`) and the reason. */
+export function formatActions(as: ActionDoc[]): string {
+  if (as.length === 0) return 'no action in force';
+  return as
+    .map(
+      (a) =>
+        `${a.id}  ${a.kind.padEnd(14)} source=${a.source} site=${a.site} until ${a.until}` +
+        ` hits=${a.hits}\n  ${a.reason}`,
+    )
+    .join('\n');
+}
+
 /** One line per record: time, type, recipient, where, reply. */
 export function formatTrace(t: { records: StoredRecord[]; waiting: WaitingDoc[] }): string {
   const lines = t.records.map(formatRecord);

@@ -8,8 +8,10 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { Engine } from '../engine/engine.js';
 import { GridpostError } from '../errors/catalogue.js';
-import { apiGet, type ClientOptions } from './client.js';
+import { ApiError, apiGet, type ClientOptions } from './client.js';
 import { formatStatus, formatTrace } from './format.js';
+import { policyCommands } from './policy.js';
+import { recipientCommands, trafficCommands } from './traffic.js';
 
 const program = new Command('gridpost').description('Gridpost outbound MTA');
 
@@ -44,7 +46,16 @@ clientOptions(
     console.log(o.json ? JSON.stringify(doc, null, 2) : formatTrace(doc as never));
   });
 
+trafficCommands(program, clientOptions);
+recipientCommands(program, clientOptions);
+policyCommands(program, clientOptions);
+
+// A bad policy in the configuration stops start-up like any other configuration error (78);
+// from `policy apply` it is an ordinary failure (1).
+let policyExitCode = 1;
+
 async function serve(o: { config?: string; data?: string; smtp?: string; http?: string }) {
+  policyExitCode = 78;
   const config = loadConfig(o.config, {
     dataDir: o.data,
     smtpListen: o.smtp,
@@ -68,10 +79,18 @@ async function serve(o: { config?: string; data?: string; smtp?: string; http?: 
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof GridpostError) {
-    console.error(`gridpost: ${err.code}: ${err.message}\n  fix: ${err.fix}`);
+  if (err instanceof GridpostError || err instanceof ApiError) {
+    const fix = err.fix ? `\n  fix: ${err.fix}` : '';
+    console.error(`gridpost: ${err.code}: ${err.message}${fix}`);
   } else {
     console.error(`gridpost: ${err instanceof Error ? err.message : String(err)}`);
   }
-  process.exit(err instanceof GridpostError && err.code.startsWith('E_CONFIG') ? 78 : 1);
+  process.exit(exitCode(err));
 });
+
+/** 78 (EX_CONFIG) for configuration errors at start-up, 1 for anything else. */
+function exitCode(err: unknown): number {
+  if (!(err instanceof GridpostError)) return 1;
+  if (err.code.startsWith('E_CONFIG')) return 78;
+  return err.code === 'E_POLICY_INVALID' ? policyExitCode : 1;
+}

@@ -25,7 +25,7 @@ export function yamlBodyParser(
   try {
     done(null, parse(body.toString()) ?? {});
   } catch (err) {
-    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    const why = firstLine(err);
     done(new GridpostError('E_BAD_YAML', `the body is not valid YAML: ${why}`, { cause: err }));
   }
 }
@@ -187,7 +187,13 @@ function missing(section: Section, name: string): GridpostError {
 function answer(req: FastifyRequest, reply: FastifyReply, doc: object) {
   const { format } = req.query as { format?: 'json' | 'yaml' };
   const accept = req.headers.accept ?? '';
-  const yaml = format === 'yaml' || (format === undefined && /\b(application|text)\/yaml\b/.test(accept));
+  const yaml =
+    format === 'yaml' || (format === undefined && /\b(application|text)\/yaml\b/.test(accept));
   if (!yaml) return reply.send(doc);
   return reply.type(YAML_TYPE).send(stringify(doc));
+}
+
+/** The first line of a YAML parser error (the rest is a drawing of the spot). */
+function firstLine(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n')[0]!.replace(/:$/, '') : String(err);
 }
