@@ -6,9 +6,14 @@
  *   raw      smtp-source straight into smtp-sink: the ceiling of the load generator and sink;
  *   engine   a `gridpost serve` child process (fresh data dir, spool.sync full) resolving MX
  *            records through a test DNS server in this process;
+ *   shaping  the same engine with traffic shaping at work: two egress sources on loopback in
+ *            a pool, their connections limited, message and connection rates throttled
+ *            (set above what the load reaches, so the cost is measured, not the limit), the
+ *            built-in and a custom response rule matched against every reply;
  *   postfix  a private Postfix instance (stock process limits and durability) with a relayhost.
  *
  *   node dist/bench/bench.js [--messages 20000] [--size 5120] [--sessions 20] [--skip-postfix]
+ *     [--skip-shaping]
  *
  * End to end means from the start of injection until smtp-sink's counter (-c, read from a
  * pipe) reaches N. A side client of ours sends one message every 20 ms meanwhile and times each
@@ -39,6 +44,7 @@ interface Options {
   size: number;
   sessions: number;
   skipPostfix: boolean;
+  skipShaping: boolean;
 }
 
 /** What one run measured. Rates in messages per second, times in milliseconds. */
@@ -58,7 +64,13 @@ interface Figures {
 
 // Where each smtp-sink listens (all on the test world's one SMTP port): a fresh sink per run,
 // so that each counter starts at zero. The latency sample has its own sink, uncounted.
-const SINK = { raw: '127.0.2.1', engine: '127.0.2.2', latency: '127.0.2.3', postfix: '127.0.2.4' };
+const SINK = {
+  raw: '127.0.2.1',
+  engine: '127.0.2.2',
+  latency: '127.0.2.3',
+  postfix: '127.0.2.4',
+  shaping: '127.0.2.5',
+};
 const SENDER = 'load@source.bench';
 const RECIPIENT = 'rx@sink.bench';
 const LATENCY_DOMAIN = 'latency.bench';
@@ -223,18 +235,45 @@ async function benchRaw(world: TestWorld, o: Options, cleanup: Cleanup): Promise
   return figures;
 }
 
+/**
+ * The shaping run's policy: two sources of five connections each (the stock ready queue has
+ * ten), rates far above the load so that every transaction passes the throttles without
+ * waiting, and a custom response rule next to the built-ins.
+ */
+const SHAPING_POLICY = {
+  queues: { default: { pool: 'bench' } },
+  sources: {
+    a: { address: '127.0.0.21', helo: 'a.engine.bench' },
+    b: { address: '127.0.0.22', helo: 'b.engine.bench' },
+  },
+  pools: { bench: { sources: { a: 1, b: 1 } } },
+  shaping: {
+    everyone: { maxConnections: 5, messageRate: '1000000/min', connectionRate: '6000/min' },
+    sink: { domain: 'sink.bench', maxMessagesPerConnection: 1000 },
+  },
+  responseRules: {
+    'sink-busy': { domain: 'sink.bench', code: 421, text: 'busy', action: 'backoff' },
+  },
+};
+
 /** The engine as a child process, delivering through MX lookups to its own sink. */
-async function benchEngine(world: TestWorld, o: Options, cleanup: Cleanup): Promise<Figures> {
-  const sink = await startSink(world, SINK.engine);
+async function benchEngine(
+  world: TestWorld,
+  o: Options,
+  cleanup: Cleanup,
+  shaping = false,
+): Promise<Figures> {
+  const sinkIp = shaping ? SINK.shaping : SINK.engine;
+  const sink = await startSink(world, sinkIp);
   cleanup.add(() => sink.stop());
-  pointMx(world, 'sink.bench', SINK.engine);
+  pointMx(world, 'sink.bench', sinkIp);
   const dataDir = mkdtempSync(join(tmpdir(), 'gridpost-bench-'));
   cleanup.add(() => rmSync(dataDir, { recursive: true, force: true }));
   const { file, smtpPort, httpPort } = await writeChildConfig(world, dataDir, {
     hostname: 'engine.bench',
     // Stock delivery, queue and spool settings, except the sinks' port; fsync on every commit.
     delivery: { port: world.smtpPort },
-    policy: { queues: { default: {} } },
+    policy: shaping ? SHAPING_POLICY : { queues: { default: {} } },
     spool: { sync: 'full' },
     log: { level: 'warn' },
   });
@@ -242,7 +281,8 @@ async function benchEngine(world: TestWorld, o: Options, cleanup: Cleanup): Prom
   killOnExit(engine);
   cleanup.add(() => stopEngine(engine));
   const target = { host: '127.0.0.1', port: smtpPort, sink, sample: true };
-  const figures = await measure('gridpost engine', target, o);
+  const name = shaping ? 'gridpost engine, shaping' : 'gridpost engine';
+  const figures = await measure(name, target, o);
   figures.peakRssMb = peakRssMb(engine.pid!);
   figures.engineDelivered = await engineDelivered(httpPort);
   await stopEngine(engine);
@@ -314,6 +354,7 @@ function options(): Options {
       size: { type: 'string', default: '5120' },
       sessions: { type: 'string', default: '20' },
       'skip-postfix': { type: 'boolean', default: false },
+      'skip-shaping': { type: 'boolean', default: false },
     },
   });
   const int = (name: string, v: string) => {
@@ -326,6 +367,7 @@ function options(): Options {
     size: int('size', values.size),
     sessions: int('sessions', values.sessions),
     skipPostfix: values['skip-postfix'],
+    skipShaping: values['skip-shaping'],
   };
 }
 
@@ -385,7 +427,7 @@ function printColumns(rows: string[][]): void {
 }
 
 /** The one-line JSON summary. */
-function summary(o: Options, raw: Figures, engine: Figures, postfix?: Figures) {
+function summary(o: Options, raw: Figures, engine: Figures, postfix?: Figures, shaping?: Figures) {
   const brief = (f: Figures) => ({
     e2e: f.endToEndRate,
     inject: f.injectionRate,
@@ -400,6 +442,7 @@ function summary(o: Options, raw: Figures, engine: Figures, postfix?: Figures) {
     counted: 'smtp-sink -c',
     raw: brief(raw),
     engine: brief(engine),
+    shaping: shaping ? brief(shaping) : null,
     postfix: postfix ? brief(postfix) : null,
     ratio: postfix ? round2(ratio(engine, postfix)) : null,
   });
@@ -421,10 +464,15 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     printHeader(o);
-    const { raw, engine, postfix } = await runAll(o, cleanup);
+    const { raw, engine, shaping, postfix } = await runAll(o, cleanup);
     console.log('');
-    printTable([raw, engine, ...(postfix ? [postfix] : [])], postfix && ratio(engine, postfix));
-    console.log(`\n${summary(o, raw, engine, postfix)}`);
+    const rows = [raw, engine, ...(shaping ? [shaping] : []), ...(postfix ? [postfix] : [])];
+    printTable(rows, postfix && ratio(engine, postfix));
+    if (shaping) {
+      const kept = (100 * shaping.endToEndRate) / engine.endToEndRate;
+      console.log(`shaping keeps ${kept.toFixed(1)} % of the engine's end-to-end rate`);
+    }
+    console.log(`\n${summary(o, raw, engine, postfix, shaping)}`);
   } finally {
     await cleanup.run();
   }
@@ -439,12 +487,15 @@ async function runAll(o: Options, cleanup: Cleanup) {
   pointMx(world, LATENCY_DOMAIN, SINK.latency);
   const raw = await step('raw', () => benchRaw(world, o, cleanup));
   const engine = await step('engine', () => benchEngine(world, o, cleanup));
+  const shaping = o.skipShaping
+    ? undefined
+    : await step('shaping', () => benchEngine(world, o, cleanup, true));
   const noPostfix = o.skipPostfix ? '--skip-postfix' : postfixUnavailable();
   if (noPostfix) console.log(`postfix: skipped (${noPostfix})`);
   const postfix = noPostfix
     ? undefined
     : await step('postfix', () => benchPostfix(world, o, cleanup));
-  return { raw, engine, postfix };
+  return { raw, engine, shaping, postfix };
 }
 
 function ratio(engine: Figures, postfix: Figures): number {
