@@ -70,7 +70,11 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     const err = new GridpostError('E_NOT_FOUND', `no route ${req.method} ${req.url}`);
     void reply.code(404).send(err.toJSON());
   });
-  app.addContentTypeParser(['application/yaml', 'text/yaml'], { parseAs: 'string' }, yamlBodyParser);
+  app.addContentTypeParser(
+    ['application/yaml', 'text/yaml'],
+    { parseAs: 'string' },
+    yamlBodyParser,
+  );
   app.addHook('onRequest', authenticate(ctx.keys));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   statusRoute(app, ctx);
@@ -95,8 +99,12 @@ function toGridpostError(err: FastifyError | GridpostError): GridpostError {
   if (err.validation) {
     const v = err.validation[0];
     const path = (v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-    const params = v?.params as { missingProperty?: string; allowedValues?: unknown[] };
-    const field = path || params?.missingProperty || 'body';
+    const params = v?.params as {
+      missingProperty?: string;
+      additionalProperty?: string;
+      allowedValues?: unknown[];
+    };
+    const field = path || params?.missingProperty || params?.additionalProperty || 'body';
     // An enum says which values it allows, so the message can too.
     const allowed = params?.allowedValues ? `: ${params.allowedValues.join(', ')}` : '';
     return new GridpostError('E_VALIDATION', `${field}: ${v?.message ?? 'invalid'}${allowed}`, {
