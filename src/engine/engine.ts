@@ -148,6 +148,8 @@ export class Engine {
       outboundConnections: () => dispatcher.openSessions,
       inboundConnections: () => smtp.connections,
       readyInMemory: () => dispatcher.readyCount,
+      readyQueueStates: () => countBy(controls.readyQueues(100_000), (q) => q.state),
+      actions: () => countBy(controls.actions(), (a) => a.kind),
     });
     recorder.onPublish((records) => {
       status.observe(records);
@@ -298,6 +300,13 @@ function listenError(key: string, address: string, err: unknown): GridpostError 
     path: key,
     cause: err,
   });
+}
+
+/** How many items fall under each key. */
+function countBy<T>(items: T[], key: (t: T) => string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const i of items) out.set(key(i), (out.get(key(i)) ?? 0) + 1);
+  return out;
 }
 
 /** "127.0.0.1:2525" -> ["127.0.0.1", 2525]; "[::1]:25" -> ["::1", 25]. */

@@ -11,6 +11,10 @@ export interface GaugeSources {
   outboundConnections: () => number;
   inboundConnections: () => number;
   readyInMemory: () => number;
+  /** Ready queues (egress source x site) per state: running, throttled, backoff, ... */
+  readyQueueStates: () => Map<string, number>;
+  /** Response-rule actions in force, per kind. */
+  actions: () => Map<string, number>;
 }
 
 const OUTCOME: Partial<Record<StoredRecord['type'], string>> = {
@@ -88,6 +92,26 @@ export class Metrics {
       registers,
       collect() {
         this.set(s.readyInMemory());
+      },
+    });
+    new Gauge({
+      name: 'gridpost_ready_queues',
+      help: 'Ready queues (egress source x site) by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [state, n] of s.readyQueueStates()) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'gridpost_shaping_actions',
+      help: 'Response-rule actions in force (backoff, suspend, disable-source)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [kind, n] of s.actions()) this.set({ kind }, n);
       },
     });
   }
