@@ -4,6 +4,11 @@
  * domain, site, message id or recipient id (every field given must match). Purge and move
  * refuse an empty selection unless it says `all: true`, so that a forgotten flag in a script
  * cannot empty the whole engine.
+ *
+ * Limitation: a site selection covers only the domains this engine has routed to the site
+ * since it started (the site resolver keeps up to 500 per site), so right after a restart, or
+ * for a site with more domains than that, some of its waiting recipients are not selected;
+ * select by domain or queue to reach them.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Selection } from '../../engine/controls.js';
@@ -16,7 +21,12 @@ const str = { type: 'string', minLength: 1, maxLength: 1000 } as const;
 const selectionProperties = {
   queue: str,
   domain: str,
-  site: { ...str, description: 'a site name as GET /api/v1/ready-queues shows it' },
+  site: {
+    ...str,
+    description:
+      'a site name as GET /api/v1/ready-queues shows it; covers the domains this engine ' +
+      'routed to that site since it started (up to 500)',
+  },
   messageId: str,
   recipientId: str,
   all: { type: 'boolean', description: 'true: an empty selection means every recipient' },
