@@ -138,7 +138,7 @@ export class Engine {
     const dispatcher = buildDispatcher(config, opts, storage, scheduler, log);
     const controls = new Controls(policy, actions, scheduler, dispatcher, spool);
     const status = new StatusCount();
-    const intake = new Intake(config, scheduler, spool, log.child({ role: 'intake' }));
+    const intake = new Intake(config, scheduler, spool, log.child({ role: 'intake' }), policy);
     const tls = await loadTls(config.smtp.tls, config.dataDir, config.hostname);
     const smtp = createSmtpIntake(config, intake, tls, log.child({ role: 'smtp-intake' }), (s) =>
       metrics.injectionLatency.observe({ via: 'smtp' }, s),

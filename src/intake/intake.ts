@@ -10,8 +10,10 @@ import type { RejectedRecord } from '../records/types.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { newMessageId } from '../spool/ids.js';
 import type { AcceptedMessage, NewMessage, Spool } from '../spool/spool.js';
+import type { PolicyService } from '../shaping/policy-service.js';
 import { isRefusal, prepareMessage, type IntakeRefusal } from './message.js';
 import { NetworkSet } from './networks.js';
+import { takeRoutingFields } from './routing-headers.js';
 
 /** A message offered by a client, before checks. */
 export interface Offer {
@@ -31,7 +33,7 @@ export type OfferResult =
 
 /** A refusal that is not about the message itself. */
 export interface StorageRefusal {
-  reason: 'storage' | 'batch-refused';
+  reason: 'storage' | 'batch-refused' | 'unknown-queue' | 'unknown-pool';
   code: number;
   enhanced: string;
   text: string;
@@ -52,7 +54,9 @@ const NOT_QUEUED: StorageRefusal = {
   text: 'Not queued: another message of the same batch was refused',
 };
 
-function isRefused(p: NewMessage | IntakeRefusal): p is IntakeRefusal {
+function isRefused(
+  p: NewMessage | IntakeRefusal | StorageRefusal,
+): p is IntakeRefusal | StorageRefusal {
   return 'reason' in p;
 }
 
@@ -65,6 +69,7 @@ export class Intake {
     private readonly scheduler: Scheduler,
     private readonly spool: Spool,
     private readonly log: Logger,
+    private readonly policy: PolicyService,
   ) {
     this.relayNetworks = new NetworkSet(config.smtp.allowedNetworks);
   }
@@ -89,7 +94,9 @@ export class Intake {
     }
   }
 
-  private prepare(o: Offer): NewMessage | IntakeRefusal {
+  private prepare(offer: Offer): NewMessage | IntakeRefusal | StorageRefusal {
+    const o = offer.via === 'smtp' ? this.routeByHeader(offer) : offer;
+    if ('reason' in o) return o;
     const messageId = newMessageId();
     const body = prepareMessage(o.raw, {
       hostname: this.config.hostname,
@@ -112,6 +119,26 @@ export class Intake {
       via: o.via,
       client: { ip: o.client.ip, user: o.client.user, apiKey: o.client.apiKey },
     };
+  }
+
+  /**
+   * An SMTP offer with the queue and pool of its X-Gridpost-Queue / X-Gridpost-Pool fields
+   * (taken out of the message), or the refusal when they name nothing the policy has.
+   */
+  private routeByHeader(o: Offer): Offer | StorageRefusal {
+    const fields = takeRoutingFields(o.raw);
+    if (fields.raw === o.raw) return o;
+    const policy = this.policy.current;
+    const queue = fields.queue ?? o.queue;
+    if (!policy.hasQueue(queue)) {
+      const text = `X-Gridpost-Queue names no queue "${queue}"`;
+      return { reason: 'unknown-queue', code: 550, enhanced: '5.7.1', text };
+    }
+    if (fields.pool !== undefined && !policy.pool(fields.pool)) {
+      const text = `X-Gridpost-Pool names no pool "${fields.pool}"`;
+      return { reason: 'unknown-pool', code: 550, enhanced: '5.7.1', text };
+    }
+    return { ...o, raw: fields.raw, queue, ...(fields.pool ? { pool: fields.pool } : {}) };
   }
 
   /** Writes a Rejected record for a refusal (not awaited: it is accounting, not state). */
