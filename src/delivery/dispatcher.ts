@@ -407,12 +407,7 @@ export class Dispatcher {
         await sleep(wait);
         continue;
       }
-      const batch = q.take(
-        limits.maxRecipientsPerTransaction,
-        this.now(),
-        this.weight,
-        this.opts.onExpired,
-      );
+      const batch = q.take(transactionLimit(limits), this.now(), this.weight, this.opts.onExpired);
       if (batch.length === 0) {
         if (!(await q.waitForWork(limits.idleTimeout))) return;
         continue;
@@ -645,6 +640,20 @@ export class Dispatcher {
   private spread(): number {
     return Math.floor(Math.random() * RESUME_SPREAD_MS);
   }
+}
+
+/**
+ * Recipients in one transaction. Under a message rate, at most one second's worth (at least
+ * one): the throttle lets a transaction of any size through at once and only then makes the
+ * next one wait, so 100 recipients at "20/s" would be a burst of five seconds' worth, which a
+ * receiver counting per second refuses, and which holds back a transactional message for those
+ * five seconds.
+ */
+function transactionLimit(limits: ReturnType<typeof effectiveLimits>): number {
+  const r = limits.messageRate;
+  if (!r) return limits.maxRecipientsPerTransaction;
+  const perSecond = Math.max(1, Math.floor((r.count * 1000) / r.perMs));
+  return Math.min(limits.maxRecipientsPerTransaction, perSecond);
 }
 
 /** Keeps a ready queue's throttles in step with the rates in force (live changes). */

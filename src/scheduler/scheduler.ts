@@ -55,6 +55,11 @@ export const EXPIRED_REPLY = localReply(
   'Message expired: delivery not possible within the queue maximum age',
 );
 
+// After the dispatcher gives a recipient back (ready queue full, path paused), its queue is
+// not refilled for this long, in ms: long enough to stop a give-back loop, short enough that
+// other sites of the queue hardly notice.
+const RELEASE_HOLDOFF_MS = 1000;
+
 /** Schedules attempts, retries and expiry. */
 export class Scheduler {
   private total = 0;
@@ -65,6 +70,8 @@ export class Scheduler {
    * store with nothing due.
    */
   private readonly storeDueAt = new Map<string, number>();
+  /** Per queue, until when (epoch ms) refill leaves it alone after a release. */
+  private readonly releasedUntil = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private dispatch: DispatchFn = () => {};
@@ -165,7 +172,14 @@ export class Scheduler {
     this.hold(r.queue, -1);
     const queue = r.queue;
     this.opts.spool.release(r, at, () => this.storeDueIn(queue, at));
-    this.refill();
+    // The dispatcher gave it back because it cannot take more of this queue now. Refilling the
+    // queue at once would take the next due recipients only to have them given back too: with
+    // a backlog of 200,000 that is a loop of store writes that starves the event loop.
+    // Limitation: the hold-off is per queue, not per site, so while one site's ready queue is
+    // full the queue's other sites are refilled once a second only, and each refill still
+    // gives back what the full site cannot take (about a window's worth of store writes).
+    this.releasedUntil.set(queue, this.now() + RELEASE_HOLDOFF_MS);
+    this.wakeAt(this.now() + RELEASE_HOLDOFF_MS);
   }
 
   /** Ends a recipient in memory with the given records (an operator's purge). */
@@ -188,6 +202,8 @@ export class Scheduler {
   wake(queue?: string): void {
     if (queue) this.storeDueAt.delete(queue);
     else this.storeDueAt.clear();
+    if (queue) this.releasedUntil.delete(queue);
+    else this.releasedUntil.clear();
     this.refill();
   }
 
@@ -279,6 +295,11 @@ export class Scheduler {
 
   /** Whether the store may hold something of `queue` due by `now`; re-arms the timer if not. */
   private mayBeDue(queue: string, now: number): boolean {
+    const held = this.releasedUntil.get(queue) ?? 0;
+    if (held > now) {
+      this.wakeAt(held);
+      return false;
+    }
     const at = this.storeDueAt.get(queue);
     if (at === undefined || now >= at) return true;
     // Timers may fire a millisecond before Date.now() reaches their time: re-arm.
