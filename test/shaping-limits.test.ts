@@ -32,11 +32,12 @@ const NAMES = [
   'pauses',
   'live',
 ] as const;
+type Name = (typeof NAMES)[number];
 
 describe('shaping limits', () => {
   let world: TestWorld;
   let t: TestEngine;
-  let rxs: Record<(typeof NAMES)[number], Receiver>;
+  let rxs: Record<Name, Receiver>;
 
   before(async () => {
     world = await TestWorld.start();
