@@ -21,18 +21,7 @@ function slowData(ms: number): ReceiverScript {
   return { onMessage: () => ({ delayMs: ms, reply: '250 2.0.0 Ok' }) };
 }
 
-const NAMES = [
-  'conn',
-  'rate',
-  'connrate',
-  'fair',
-  'roll',
-  'solo',
-  'pauseq',
-  'pauses',
-  'live',
-] as const;
-type Name = (typeof NAMES)[number];
+type Name = 'conn' | 'rate' | 'connrate' | 'fair' | 'roll' | 'solo' | 'pauseq' | 'pauses' | 'live';
 
 describe('shaping limits', () => {
   let world: TestWorld;
