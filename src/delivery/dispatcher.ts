@@ -184,6 +184,7 @@ export class Dispatcher {
     const choice = chooseSource(this.policy, r, (s) => this.sourceUsable(s, site));
     if (!choice.ok) return this.noSource(r, site, choice.reason);
     r.source = choice.source;
+    r.site = site.name;
     const q = this.readyQueue(choice.source, site);
     if (this.opts.policy.isPaused('site', site.name)) {
       return this.opts.onRelease(r, this.now() + PAUSED_RECHECK_MS);
@@ -593,6 +594,10 @@ export class Dispatcher {
     let kind: Outcome['kind'] =
       cls === 'success' ? 'delivered' : cls === 'transient' ? 'transient' : 'permanent';
     if (rule?.action === 'bounce' && kind === 'transient') kind = 'permanent';
+    // A rule that backs off, suspends or disables a source says the reply is about our source
+    // or our rate, not the mailbox: a 5xx block of an IP is retried (from another source when
+    // the pool has one) instead of bounced.
+    else if (rule && rule.action !== 'bounce' && kind === 'permanent') kind = 'transient';
     this.opts.onOutcome(r, { kind, details, retry });
   }
 

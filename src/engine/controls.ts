@@ -19,7 +19,7 @@ import type { QueuedRecipient, RecipientFilter, Spool } from '../spool/spool.js'
 export interface Selection {
   queue?: string;
   domain?: string;
-  /** A site name as the ready queues show it; covers the domains this engine saw for it. */
+  /** A site name as the ready queues show it: last tried there, or of its known domains. */
   site?: string;
   messageId?: string;
   recipientId?: string;
@@ -102,7 +102,7 @@ export class Controls {
   resume(kind: PauseKind, name: string): boolean {
     const had = this.policy.resume(kind, name);
     if (kind === 'site') {
-      this.spool.retryNow({ domains: this.dispatcher.sites.domains(name) }, this.now());
+      this.spool.retryNow(this.filter({ site: name }), this.now());
     }
     // A paused source's recipients went to the pool's other sources; those that had none
     // come back from the store within a minute.
@@ -182,7 +182,7 @@ export class Controls {
   lift(id: string): ActionView {
     const a = this.board.lift(id);
     if (!a) throw new GridpostError('E_NOT_FOUND', `no action ${id} in force`, { path: 'id' });
-    this.spool.retryNow({ domains: this.dispatcher.sites.domains(a.site) }, this.now());
+    this.spool.retryNow(this.filter({ site: a.site }), this.now());
     this.scheduler.wake();
     this.dispatcher.kick();
     return actionView(a);
@@ -203,13 +203,10 @@ export class Controls {
     if (sel.queue) f.queue = sel.queue;
     if (sel.messageId) f.messageId = sel.messageId;
     if (sel.recipientId) f.recipientId = sel.recipientId;
-    if (sel.domain || sel.site) {
-      const fromSite = sel.site ? this.dispatcher.sites.domains(sel.site) : [];
-      f.domains = sel.domain
-        ? sel.site && !fromSite.includes(sel.domain)
-          ? []
-          : [sel.domain]
-        : fromSite;
+    if (sel.domain) f.domains = [sel.domain];
+    if (sel.site) {
+      f.site = sel.site;
+      f.siteDomains = this.dispatcher.sites.domains(sel.site);
     }
     return f;
   }

@@ -116,3 +116,29 @@ export function actionView(a: ActiveAction): ActionView {
 function key(kind: string, source: string, site: string): string {
   return `${kind}\u0000${source}\u0000${site}`;
 }
+
+/**
+ * Counts matching replies per rule and ready queue for rules with a threshold trigger: an
+ * action starts only once `count` replies arrived within `within` ms. Keeps the last `count`
+ * times per key, so memory is bounded by rules x ready queues x count.
+ */
+export class TriggerCounter {
+  private readonly hits = new Map<string, number[]>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Notes one matching reply; returns whether the threshold is reached now. */
+  hit(rule: string, source: string, site: string, t: { count: number; within: number }): boolean {
+    const k = `${rule}\u0000${source}\u0000${site}`;
+    const now = this.now();
+    const times = (this.hits.get(k) ?? []).filter((at) => at > now - t.within);
+    times.push(now);
+    if (times.length > t.count) times.splice(0, times.length - t.count);
+    if (times.length >= t.count) {
+      this.hits.delete(k);
+      return true;
+    }
+    this.hits.set(k, times);
+    return false;
+  }
+}

@@ -172,6 +172,13 @@ export const responseRuleSchema = z
     action: z.enum(ACTIONS),
     /** How long the action lasts (bounce acts once and needs none). */
     duration: duration.prefault('30m'),
+    /**
+     * Act only once `count` matching replies arrived within `within` on one ready queue
+     * (KumoMTA's Threshold trigger); without it, the first matching reply acts.
+     */
+    trigger: z
+      .strictObject({ count: z.number().int().min(1).max(100_000), within: duration })
+      .optional(),
   })
   .refine((r) => r.code !== undefined || r.enhanced !== undefined || r.text !== undefined, {
     message: 'a response rule needs at least one of code, enhanced, text',

@@ -42,6 +42,8 @@ export interface QueuedRecipient {
   pool?: string;
   /** The egress source of the last attempt (kept when the pool does not rotate on retry). */
   source?: string;
+  /** The site (MX rollup) of the last attempt, for operator actions by site. */
+  site?: string;
   sender: string;
   size: number;
   attempts: number;
@@ -220,7 +222,8 @@ export class Spool {
     this.bodies.release(r.messageId);
     this.committer.submitDetached(
       () => {
-        this.stmt.defer!.run(r.attempts, nextAt, JSON.stringify(lastReply), r.source ?? null, r.id);
+        const [source, site] = [r.source ?? null, r.site ?? null];
+        this.stmt.defer!.run(r.attempts, nextAt, JSON.stringify(lastReply), source, site, r.id);
         stored = this.recorder.insert(record);
       },
       () => {
@@ -239,7 +242,14 @@ export class Spool {
     this.bodies.release(r.messageId);
     this.committer.submitDetached(
       () => {
-        this.stmt.release!.run(nextAt, r.queue, r.pool ?? null, r.source ?? null, r.id);
+        this.stmt.release!.run(
+          nextAt,
+          r.queue,
+          r.pool ?? null,
+          r.source ?? null,
+          r.site ?? null,
+          r.id,
+        );
       },
       () => onDone?.(),
       (err) => this.onWriteError(err),
@@ -275,8 +285,8 @@ export class Spool {
     const { where, args } = filterSql(f);
     const rows = this.db
       .prepare(
-        `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.pool, r.source, r.attempts,
-            r.expires_at, r.last_reply, m.sender, m.size, m.received_at
+        `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.pool, r.source, r.site,
+            r.attempts, r.expires_at, r.last_reply, m.sender, m.size, m.received_at
           FROM recipients r JOIN messages m ON m.id = r.message_id
           WHERE r.leased = 0 ${where} ORDER BY r.id LIMIT ?`,
       )
@@ -350,8 +360,14 @@ export class Spool {
 /** Which recipients an operator action applies to; every field given must match. */
 export interface RecipientFilter {
   queue?: string;
-  /** Destination domains (a site is given as its domains). */
+  /** Destination domains. */
   domains?: string[];
+  /**
+   * A site: recipients whose last attempt went to it, and those of `siteDomains` (the
+   * domains known to belong to it) that have not been tried yet.
+   */
+  site?: string;
+  siteDomains?: string[];
   messageId?: string;
   recipientId?: string;
   pool?: string;
@@ -374,6 +390,12 @@ function filterSql(f: RecipientFilter): { where: string; args: unknown[] } {
   if (f.domains !== undefined) {
     parts.push(`r.domain IN (${f.domains.map(() => '?').join(',') || "''"})`);
     args.push(...f.domains);
+  }
+  if (f.site !== undefined) {
+    const known = f.siteDomains ?? [];
+    const inKnown = known.length ? ` OR r.domain IN (${known.map(() => '?').join(',')})` : '';
+    parts.push(`(r.site = ?${inKnown})`);
+    args.push(f.site, ...known);
   }
   return { where: parts.map((p) => `AND ${p}`).join(' '), args };
 }
@@ -405,6 +427,7 @@ interface DueRow {
   queue: string;
   pool: string | null;
   source: string | null;
+  site: string | null;
   attempts: number;
   expires_at: number;
   sender: string;
@@ -422,6 +445,7 @@ function toQueued(row: DueRow, now: number): QueuedRecipient {
     queue: row.queue,
     ...(row.pool ? { pool: row.pool } : {}),
     ...(row.source ? { source: row.source } : {}),
+    ...(row.site ? { site: row.site } : {}),
     sender: row.sender,
     size: row.size,
     attempts: row.attempts,
@@ -449,16 +473,16 @@ function prepare(db: Db): Record<string, Statement> {
     ),
     defer: db.prepare(
       `UPDATE recipients SET attempts = ?, next_attempt_at = ?, last_reply = ?, source = ?,
-        leased = 0 WHERE id = ?`,
+        site = ?, leased = 0 WHERE id = ?`,
     ),
     release: db.prepare(
-      `UPDATE recipients SET next_attempt_at = ?, queue = ?, pool = ?, source = ?, leased = 0
-        WHERE id = ?`,
+      `UPDATE recipients SET next_attempt_at = ?, queue = ?, pool = ?, source = ?, site = ?,
+        leased = 0 WHERE id = ?`,
     ),
     move: db.prepare('UPDATE recipients SET queue = ?, pool = ? WHERE id = ?'),
     due: db.prepare(
-      `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.pool, r.source, r.attempts,
-          r.expires_at, r.last_reply, m.sender, m.size, m.received_at
+      `SELECT r.id, r.message_id, r.address, r.domain, r.queue, r.pool, r.source, r.site,
+          r.attempts, r.expires_at, r.last_reply, m.sender, m.size, m.received_at
         FROM recipients r JOIN messages m ON m.id = r.message_id
         WHERE r.leased = 0 AND r.queue = ? AND r.next_attempt_at <= ?
         ORDER BY r.next_attempt_at LIMIT ?`,

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS recipients (
   leased INTEGER NOT NULL DEFAULT 0,
   last_reply TEXT,
   pool TEXT,
-  source TEXT
+  source TEXT,
+  site TEXT
 );
 CREATE INDEX IF NOT EXISTS recipients_message ON recipients(message_id);
 CREATE INDEX IF NOT EXISTS recipients_address ON recipients(address COLLATE NOCASE);
@@ -82,16 +83,18 @@ export function openStore(dataDir: string): Db {
 }
 
 /**
- * Brings a store made by an older release up to this schema: the pool and source of each
- * recipient, and the due-index per scheduled queue (which replaces the single one, so that
+ * Brings a store made by an older release up to this schema: the pool, source and site of
+ * each recipient (the site as of its last attempt, for operator actions by site), the due-index per scheduled queue (which replaces the single one, so that
  * each queue can be taken from in turn).
  */
 function migrate(db: Db): void {
-  const cols = new Set(
+  const info = db.pragma('table_info(recipients)') as { name: string }[];
+  const cols = new Set(info.map((c) => c.name));
     (db.pragma('table_info(recipients)') as { name: string }[]).map((c) => c.name),
   );
   if (!cols.has('pool')) db.exec('ALTER TABLE recipients ADD COLUMN pool TEXT');
   if (!cols.has('source')) db.exec('ALTER TABLE recipients ADD COLUMN source TEXT');
+  if (!cols.has('site')) db.exec('ALTER TABLE recipients ADD COLUMN site TEXT');
   db.exec(`DROP INDEX IF EXISTS recipients_due;
     CREATE INDEX IF NOT EXISTS recipients_queue_due ON recipients(queue, next_attempt_at)
       WHERE leased = 0;`);

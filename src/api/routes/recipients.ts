@@ -5,10 +5,10 @@
  * refuse an empty selection unless it says `all: true`, so that a forgotten flag in a script
  * cannot empty the whole engine.
  *
- * Limitation: a site selection covers only the domains this engine has routed to the site
- * since it started (the site resolver keeps up to 500 per site), so right after a restart, or
- * for a site with more domains than that, some of its waiting recipients are not selected;
- * select by domain or queue to reach them.
+ * A site selection covers the recipients whose last attempt went to that site (the store
+ * keeps it) and the untried recipients of the domains this engine has routed to the site.
+ * Limitation: an untried recipient of a domain not yet routed since start (or beyond the 500
+ * domains kept per site) is not selected by site; select by domain or queue to reach it.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Selection } from '../../engine/controls.js';
@@ -24,8 +24,8 @@ const selectionProperties = {
   site: {
     ...str,
     description:
-      'a site name as GET /api/v1/ready-queues shows it; covers the domains this engine ' +
-      'routed to that site since it started (up to 500)',
+      'a site name as GET /api/v1/ready-queues shows it; covers recipients last tried ' +
+      'there and untried ones of the domains this engine has routed there',
   },
   messageId: str,
   recipientId: str,
