@@ -84,14 +84,13 @@ export function openStore(dataDir: string): Db {
 
 /**
  * Brings a store made by an older release up to this schema: the pool, source and site of
- * each recipient (the site as of its last attempt, for operator actions by site), the due-index per scheduled queue (which replaces the single one, so that
- * each queue can be taken from in turn).
+ * each recipient (the site as of its last attempt, for operator actions by site), and the
+ * due-index per scheduled queue (which replaces the single one, so that each queue can be
+ * taken from in turn).
  */
 function migrate(db: Db): void {
   const info = db.pragma('table_info(recipients)') as { name: string }[];
   const cols = new Set(info.map((c) => c.name));
-    (db.pragma('table_info(recipients)') as { name: string }[]).map((c) => c.name),
-  );
   if (!cols.has('pool')) db.exec('ALTER TABLE recipients ADD COLUMN pool TEXT');
   if (!cols.has('source')) db.exec('ALTER TABLE recipients ADD COLUMN source TEXT');
   if (!cols.has('site')) db.exec('ALTER TABLE recipients ADD COLUMN site TEXT');
