@@ -66,6 +66,9 @@ describe('egress sources, pools and response rules', () => {
     rx.bounce = await world.addProvider(['bounce.test'], {
       script: { onRcptTo: () => '450 4.1.1 <x>: Recipient address rejected: user unknown' },
     });
+    rx.threshold = await world.addProvider(['threshold.test'], {
+      script: firstRcpts(3, '451 4.7.1 Slow down, too fast'),
+    });
     rx.lift = await world.addProvider(['lift.test'], {
       script: firstRcpts(1, '421 4.7.0 [TSS04] Messages temporarily deferred'),
     });
@@ -96,6 +99,13 @@ describe('egress sources, pools and response rules', () => {
           'tss04-suspend': { code: 421, text: '\\[TSS04\\]', action: 'suspend', duration: '1.5s' },
           'banned-ip': { text: 'banned sending IP', action: 'disable-source', duration: '1m' },
           'unknown-bounce': { enhanced: '4.1.1', code: '4xx', action: 'bounce' },
+          'slow-down-3': {
+            domain: 'threshold.test',
+            text: 'slow down',
+            action: 'backoff',
+            duration: '1m',
+            trigger: { count: 3, within: '1m' },
+          },
         },
       },
     });
@@ -246,5 +256,22 @@ describe('egress sources, pools and response rules', () => {
     assert.equal(b.rule?.action, 'bounce');
     const tfs = recordsOf(t, 'ghost@bounce.test').filter((r) => r.type === 'TransientFailure');
     assert.equal(tfs.length, 0);
+  });
+
+  it('a threshold rule acts only at its third matching reply on one ready queue', async () => {
+    const site = 'mx.threshold.test';
+    const active = () => t.engine.controls.actions().filter((a) => a.site === site);
+    await injectHttp(t, [{ to: ['one@threshold.test'], pool: 'conly' }]);
+    await waitForRecord(t, 'one@threshold.test', 'TransientFailure');
+    await injectHttp(t, [{ to: ['two@threshold.test'], pool: 'conly' }]);
+    await waitForRecord(t, 'two@threshold.test', 'TransientFailure');
+    assert.equal(active().length, 0, 'two replies: no action yet');
+    await injectHttp(t, [{ to: ['three@threshold.test'], pool: 'conly' }]);
+    const tf = await waitForRecord(t, 'three@threshold.test', 'TransientFailure');
+    assert.equal(tf.rule?.name, 'slow-down-3');
+    const [a] = active();
+    assert.equal(a?.kind, 'backoff');
+    assert.equal(a?.rule, 'slow-down-3');
+    t.engine.controls.lift(a!.id);
   });
 });

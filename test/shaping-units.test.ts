@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReadyQueue } from '../src/delivery/ready-queue.js';
+import { TriggerCounter } from '../src/shaping/actions.js';
 import type { SmtpReply } from '../src/delivery/reply.js';
 import { Policy, type SiteRef } from '../src/shaping/policy.js';
 import { policySchema, type PolicyInput } from '../src/shaping/policy-schema.js';
@@ -365,5 +366,45 @@ describe('ReadyQueue weighted take', () => {
       batch.map((r) => r.messageId),
       ['new'],
     );
+  });
+});
+
+describe('threshold triggers', () => {
+  // Each case: times (ms) of matching replies on one ready queue, and which of them act.
+  const cases: { name: string; at: number[]; count: number; within: number; acts: boolean[] }[] = [
+    { name: 'count 1 acts at once', at: [0, 5], count: 1, within: 1000, acts: [true, true] },
+    {
+      name: 'the third within the window acts',
+      at: [0, 100, 200, 300],
+      count: 3,
+      within: 1000,
+      acts: [false, false, true, false],
+    },
+    {
+      name: 'replies older than the window do not count',
+      at: [0, 100, 1500, 1600, 1700],
+      count: 3,
+      within: 1000,
+      acts: [false, false, false, false, true],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      let now = 0;
+      const counter = new TriggerCounter(() => now);
+      const got = c.at.map((t) => {
+        now = t;
+        return counter.hit('r', 'src', 'site', { count: c.count, within: c.within });
+      });
+      assert.deepEqual(got, c.acts);
+    });
+  }
+
+  it('counts each ready queue apart', () => {
+    const counter = new TriggerCounter(() => 0);
+    const t = { count: 2, within: 1000 };
+    assert.equal(counter.hit('r', 'a', 'site', t), false);
+    assert.equal(counter.hit('r', 'b', 'site', t), false);
+    assert.equal(counter.hit('r', 'a', 'site', t), true);
   });
 });

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { AttemptDetails } from '../records/types.js';
 import type { Outcome } from '../scheduler/scheduler.js';
-import type { ActionBoard, ActiveAction } from '../shaping/actions.js';
+import { TriggerCounter, type ActionBoard, type ActiveAction } from '../shaping/actions.js';
 import type { CompiledResponseRule, Policy } from '../shaping/policy.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import { Throttle } from '../shaping/throttle.js';
@@ -77,6 +77,7 @@ export class Dispatcher {
   private readonly open: typeof openSession;
   private readonly sweeper: NodeJS.Timeout;
   readonly sites: SiteResolver;
+  private readonly triggers: TriggerCounter;
   private stopping = false;
 
   constructor(private readonly opts: DispatcherOptions) {
@@ -88,6 +89,7 @@ export class Dispatcher {
       now: this.now,
     });
     this.sites.learnRuleDomains();
+    this.triggers = new TriggerCounter(this.now);
     opts.policy.onChange(() => this.policyChanged());
     // Once a second, expire ready recipients that waited in memory past their maximum age
     // (a ready queue that sends nothing would otherwise hold them).
@@ -493,6 +495,11 @@ export class Dispatcher {
       domain,
     });
     if (!rule) return null;
+    // A threshold rule acts once enough matching replies came on this ready queue; until then
+    // the reply is an ordinary one.
+    if (rule.trigger && !this.triggers.hit(rule.name, q.source, site.name, rule.trigger)) {
+      return null;
+    }
     where.rule = { name: rule.name, action: rule.action };
     if (rule.action === 'bounce') return rule;
     const action = this.opts.actions.start({
