@@ -60,6 +60,11 @@ export const EXPIRED_REPLY = localReply(
 // other sites of the queue hardly notice.
 const RELEASE_HOLDOFF_MS = 1000;
 
+// The most recipients a refill waits to have room for before it queries the store (also at
+// most a fiftieth of the window). Each query and lease costs about as much for 64 rows as for
+// one, so this divides the store work per scheduling decision by up to 64.
+const MAX_REFILL_BATCH = 64;
+
 /** Schedules attempts, retries and expiry. */
 export class Scheduler {
   private total = 0;
@@ -285,11 +290,14 @@ export class Scheduler {
     const free = Math.max(0, this.opts.window - this.total);
     const weights = due.map((q) => policy.queue(q).weight);
     const sum = weights.reduce((a, b) => a + b, 0);
+    const batch = Math.max(1, Math.min(MAX_REFILL_BATCH, Math.floor(this.opts.window / 50)));
     due.forEach((q, i) => {
       const share = Math.floor((free * weights[i]!) / sum);
       const owed = Math.max(0, this.reserve(q) - this.heldOf(q));
       const room = Math.max(share, owed, free > 0 ? 1 : 0);
-      if (room > 0) this.take(q, now, room);
+      // A queue that has mail in memory waits until a batch's worth of room is free: one store
+      // query per batch instead of one per outcome. An empty queue takes even one at once.
+      if (room >= batch || (room > 0 && this.heldOf(q) === 0)) this.take(q, now, room);
     });
   }
 
