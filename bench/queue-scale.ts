@@ -10,47 +10,22 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { validateConfig } from '../src/config/load.js';
 import { Engine } from '../src/engine/engine.js';
-import { openStore } from '../src/spool/store.js';
 import { TestWorld } from '../src/testworld/index.js';
 import { injectLoad } from '../test/support/load.js';
+import { fillBacklog } from './support/backlog.js';
 
 const PER_MESSAGE = 10;
 
-/** Writes the backlog straight into a new store, in large transactions. */
+/** The backlog: deferred (one attempt made), due in an hour, over 10,000 domains. */
 function fillStore(dataDir: string, recipients: number): number {
-  const started = performance.now();
-  const db = openStore(dataDir);
-  const body = Buffer.alloc(2048, 'x');
-  const now = Date.now();
-  const insertMessage = db.prepare(
-    'INSERT INTO messages (id, sender, queue, received_at, size, body) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const insertRecipient = db.prepare(
-    `INSERT INTO recipients (id, message_id, address, domain, queue, attempts, next_attempt_at,
-      expires_at, leased) VALUES (?, ?, ?, ?, 'default', 1, ?, ?, 0)`,
-  );
-  const batch = db.transaction((from: number, to: number) => {
-    for (let m = from; m < to; m++) {
-      const id = `BACKLOG${m.toString().padStart(9, '0')}`;
-      insertMessage.run(id, 'bulk@sender.test', 'default', now, body.length, body);
-      for (let n = 1; n <= PER_MESSAGE; n++) {
-        const site = (m * PER_MESSAGE + n) % 10_000;
-        const address = `u${m}-${n}@site${site}.test`;
-        insertRecipient.run(
-          `${id}.${n}`,
-          id,
-          address,
-          `site${site}.test`,
-          now + 3_600_000,
-          now + 86_400_000,
-        );
-      }
-    }
+  return fillBacklog(dataDir, {
+    recipients,
+    perMessage: PER_MESSAGE,
+    domainOf: (n) => `site${n % 10_000}.test`,
+    dueAt: Date.now() + 3_600_000,
+    attempts: 1,
+    idPrefix: 'BACKLOG',
   });
-  const messages = Math.ceil(recipients / PER_MESSAGE);
-  for (let m = 0; m < messages; m += 10_000) batch(m, Math.min(messages, m + 10_000));
-  db.close();
-  return performance.now() - started;
 }
 
 function rssMb(): number {

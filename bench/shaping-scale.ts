@@ -18,8 +18,8 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { validateConfig } from '../src/config/load.js';
 import { Engine } from '../src/engine/engine.js';
-import { openStore } from '../src/spool/store.js';
 import { SmtpSink, TestWorld, peersUnavailable } from '../src/testworld/index.js';
+import { fillBacklog } from './support/backlog.js';
 
 const SITES = 10_000;
 const SOURCES = 50;
@@ -56,33 +56,16 @@ function policy() {
   };
 }
 
-/** Writes `recipients` due now, spread over the sites, straight into a new store. */
+/** Writes `recipients` due at `dueAt`, spread over the sites, straight into a new store. */
 function fillStore(dataDir: string, recipients: number, dueAt: number): number {
-  const started = performance.now();
-  const db = openStore(dataDir);
-  const body = Buffer.alloc(2048, 'x');
-  const now = Date.now();
-  const insertMessage = db.prepare(
-    'INSERT INTO messages (id, sender, queue, received_at, size, body) VALUES (?, ?, ?, ?, ?, ?)',
-  );
-  const insertRecipient = db.prepare(
-    `INSERT INTO recipients (id, message_id, address, domain, queue, attempts, next_attempt_at,
-      expires_at, leased) VALUES (?, ?, ?, ?, 'default', 0, ?, ?, 0)`,
-  );
-  const batch = db.transaction((from: number, to: number) => {
-    for (let m = from; m < to; m++) {
-      const id = `SCALE${m.toString().padStart(9, '0')}`;
-      insertMessage.run(id, 'bulk@sender.bench', 'default', now, body.length, body);
-      for (let n = 1; n <= PER_MESSAGE; n++) {
-        const domain = `site${(m * PER_MESSAGE + n) % SITES}.bench`;
-        insertRecipient.run(`${id}.${n}`, id, `u${m}@${domain}`, domain, dueAt, now + 86_400_000);
-      }
-    }
+  return fillBacklog(dataDir, {
+    recipients,
+    perMessage: PER_MESSAGE,
+    domainOf: (n) => `site${n % SITES}.bench`,
+    dueAt,
+    attempts: 0,
+    idPrefix: 'SCALE',
   });
-  const messages = Math.ceil(recipients / PER_MESSAGE);
-  for (let m = 0; m < messages; m += 10_000) batch(m, Math.min(messages, m + 10_000));
-  db.close();
-  return performance.now() - started;
 }
 
 /** Every site its own MX host name, all on the sink's address. */

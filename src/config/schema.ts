@@ -4,16 +4,9 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { parseDurationMs } from './duration.js';
+import { durationSchema } from './duration.js';
 
-const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const ms = parseDurationMs(v);
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: 'expected seconds or a duration like "30s", "5m"' });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = durationSchema;
 
 const hostPort = z
   .string()

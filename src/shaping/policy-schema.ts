@@ -7,17 +7,10 @@
  * on its own (PUT /api/v1/policy/{section}/{name}) and a file diff shows what changed.
  */
 import { z } from 'zod';
-import { parseDurationMs } from '../config/duration.js';
+import { durationSchema } from '../config/duration.js';
 import { parseRate } from './rate.js';
 
-const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  const ms = parseDurationMs(v);
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: 'expected seconds or a duration like "30s", "5m"' });
-    return z.NEVER;
-  }
-  return ms;
-});
+const duration = durationSchema;
 
 /** "100/s", "6000/min", "10/h", "1000/day", or null for no limit. */
 const rate = z.union([z.string(), z.null()]).transform((v, ctx) => {
