@@ -69,6 +69,7 @@ describe('egress sources, pools and response rules', () => {
     rx.threshold = await world.addProvider(['threshold.test'], {
       script: firstRcpts(3, '451 4.7.1 Slow down, too fast'),
     });
+    rx.pausesrc = await world.addProvider(['pausesrc.test']);
     rx.lift = await world.addProvider(['lift.test'], {
       script: firstRcpts(1, '421 4.7.0 [TSS04] Messages temporarily deferred'),
     });
@@ -273,5 +274,20 @@ describe('egress sources, pools and response rules', () => {
     assert.equal(a?.kind, 'backoff');
     assert.equal(a?.rule, 'slow-down-3');
     t.engine.controls.lift(a!.id);
+  });
+
+  it("a paused source's mail leaves from the other source of the pool", async () => {
+    t.engine.controls.pause('source', 'a');
+    try {
+      await injectHttp(t, oneEach('pausesrc.test', 20));
+      await rx.pausesrc!.waitForMessages(20, 10_000);
+      assert.ok(rx.pausesrc!.messages.every((m) => m.remoteAddress === B));
+    } finally {
+      t.engine.controls.resume('source', 'a');
+    }
+    await injectHttp(t, oneEach('pausesrc.test', 20, { subject: 'after' }));
+    await rx.pausesrc!.waitForMessages(40, 10_000);
+    const after = rx.pausesrc!.messages.slice(20).map((m) => m.remoteAddress);
+    assert.ok(after.includes(A), 'a sends again once resumed');
   });
 });

@@ -126,6 +126,10 @@ describe('shaping limits', () => {
     assert.equal(d.queue, 'transactional');
     // Fairness did not let bulk break the rate either.
     assert.ok(rx.messageCount < 400, `bulk transactions so far: ${rx.messageCount}`);
+    // What did not fit in memory for the site waits in the store, and the state says why.
+    const q = t.engine.controls.readyQueues().find((s) => s.site === 'mx.fair.test');
+    assert.ok(q && q.ready <= 1024 + 1, `ready in memory: ${q?.ready}`);
+    assert.match(q?.heldBack?.reason ?? '', /maxReady \(1024\) of queue bulk/);
   });
 
   it('domains with the same MX hosts share one site and its connection limit', async () => {

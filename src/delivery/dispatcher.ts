@@ -195,7 +195,10 @@ export class Dispatcher {
     if (suspension) return this.deferSuspended(r, q, suspension);
     if (q.heldUntil > this.now()) return this.deferHeld(q, r);
     const s = this.settingsOf(q);
-    if (q.sizeOf(r.queue) >= s.maxReady) return this.opts.onRelease(r, this.overflowUntil(q));
+    if (q.sizeOf(r.queue) >= s.maxReady) {
+      q.noteHeldBack(r.queue, s.maxReady, this.now());
+      return this.opts.onRelease(r, this.overflowUntil(q));
+    }
     if (!q.push(r)) this.maybeOpen(q);
   }
 
@@ -629,12 +632,19 @@ export class Dispatcher {
   /** A new policy or pause: sessions may open (higher limits) or must stop (paused path). */
   private policyChanged(): void {
     this.sites.learnRuleDomains();
-    for (const q of this.queues.values()) {
-      const st = this.stateInputs(q);
-      if (st.paused) {
+    for (const q of [...this.queues.values()]) {
+      if (!this.policy.source(q.source) || this.opts.policy.isPaused('source', q.source)) {
+        // A source paused or taken out of the policy: the pool's other sources take its mail
+        // (after this turn, so that re-routing never runs inside this loop).
+        q.releaseIdle();
+        const ready = q.drain();
+        if (ready.length) setImmediate(() => ready.forEach((r) => this.enqueue(r)));
+        continue;
+      }
+      if (this.opts.policy.isPaused('site', q.site.name)) {
         q.releaseIdle();
         for (const r of q.drain()) this.opts.onRelease(r, this.now() + PAUSED_RECHECK_MS);
-        if (this.opts.policy.isPaused('source', q.source)) continue;
+        continue;
       }
       this.maybeOpen(q);
     }

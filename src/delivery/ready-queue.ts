@@ -41,6 +41,8 @@ export class ReadyQueue {
   wakeTimer: NodeJS.Timeout | null = null;
   /** Why the last session could not start or had to wait, for status. */
   waitReason: string | null = null;
+  /** Recipients given back to the store because a lane held maxReady, and the last time. */
+  heldBack = { recipients: 0, at: 0, reason: '' };
   private idle: ((gotWork: boolean) => void)[] = [];
 
   constructor(
@@ -50,6 +52,15 @@ export class ReadyQueue {
 
   get key(): string {
     return pathKey(this.source, this.site.name);
+  }
+
+  /** Counts a recipient given back to the store because its lane is full. */
+  noteHeldBack(queue: string, maxReady: number, now: number): void {
+    this.heldBack.recipients++;
+    this.heldBack.at = now;
+    this.heldBack.reason =
+      `the ready queue holds its maxReady (${maxReady}) of queue ${queue}; ` +
+      'more wait in the store until it has sent some';
   }
 
   /** Recipients waiting for a session. */
@@ -109,7 +120,7 @@ export class ReadyQueue {
   ): QueuedRecipient[] {
     const batch: QueuedRecipient[] = [];
     while (batch.length === 0 && this.count > 0) {
-      const [queue, lane] = this.nextLane();
+      const [queue, lane] = this.nextLane(weight);
       const w = Math.max(1, weight(queue));
       while (lane.head < lane.items.length && batch.length < max) {
         const r = lane.items[lane.head]!;
@@ -173,12 +184,14 @@ export class ReadyQueue {
     for (const w of this.idle.splice(0)) w(false);
   }
 
-  private nextLane(): [string, Lane] {
+  /** The lane furthest behind; on a tie the heavier queue goes first. */
+  private nextLane(weight: (queue: string) => number): [string, Lane] {
     let best: [string, Lane] | null = null;
     for (const entry of this.lanes) {
       const lane = entry[1];
       if (lane.head >= lane.items.length) continue;
-      if (!best || lane.pass < best[1].pass) best = entry;
+      const ahead = best && lane.pass === best[1].pass && weight(entry[0]) > weight(best[0]);
+      if (!best || lane.pass < best[1].pass || ahead) best = entry;
     }
     return best!;
   }

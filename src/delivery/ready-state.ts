@@ -68,6 +68,8 @@ export interface ReadyQueueState {
   };
   /** The shaping rules that contributed, least specific first. */
   rules: string[];
+  /** Recipients given back to the store because the ready queue was full, when and why. */
+  heldBack?: { recipients: number; last: string; reason: string };
 }
 
 /** What the dispatcher knows about a ready queue's pauses and actions. */
@@ -103,6 +105,15 @@ export function readyQueueState(
       connectionRate: limits.connectionRate?.text ?? null,
     },
     rules: s.rules,
+    ...(q.heldBack.recipients > 0
+      ? {
+          heldBack: {
+            recipients: q.heldBack.recipients,
+            last: new Date(q.heldBack.at).toISOString(),
+            reason: q.heldBack.reason,
+          },
+        }
+      : {}),
   };
   const fromAction = (state: ReadyState, a: ActiveAction): ReadyQueueState => {
     const view = actionView(a);

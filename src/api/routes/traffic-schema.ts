@@ -75,6 +75,11 @@ export const readyQueueStateSchema = {
       },
     },
     rules: { type: 'array', items: str },
+    heldBack: {
+      type: 'object',
+      description: 'recipients given back to the store because the ready queue was full',
+      properties: { recipients: counter, last: str, reason: str },
+    },
   },
 } as const;
 
