@@ -22,7 +22,6 @@ import type { Outcome } from '../scheduler/scheduler.js';
 import { TriggerCounter, type ActionBoard, type ActiveAction } from '../shaping/actions.js';
 import type { CompiledResponseRule, Policy } from '../shaping/policy.js';
 import type { PolicyService } from '../shaping/policy-service.js';
-import { Throttle } from '../shaping/throttle.js';
 import type { QueuedRecipient } from '../spool/spool.js';
 import { chooseSource } from './egress.js';
 import { ReadyQueue, pathKey } from './ready-queue.js';
@@ -30,7 +29,12 @@ import { formatReply, isRemote, localReply, replyClass, type SmtpReply } from '.
 import type { Hop, Router } from './route.js';
 import { SiteResolver, type Site } from './site.js';
 import { openSession, type SessionOptions, type SmtpSession } from './smtp-client.js';
-import { effectiveLimits, readyQueueState, type ReadyQueueState } from './ready-state.js';
+import {
+  effectiveLimits,
+  readyQueueState,
+  transactionLimit,
+  type ReadyQueueState,
+} from './ready-state.js';
 
 export type { ReadyQueueState } from './ready-state.js';
 
@@ -265,7 +269,7 @@ export class Dispatcher {
     const s = this.settingsOf(q);
     const backoff = this.opts.actions.active('backoff', q.source, q.site.name);
     const limits = effectiveLimits(s, !!backoff);
-    syncThrottles(q, limits, this.now);
+    q.syncThrottles(limits, this.now);
     return limits;
   }
 
@@ -662,41 +666,6 @@ export class Dispatcher {
   private spread(): number {
     return Math.floor(Math.random() * RESUME_SPREAD_MS);
   }
-}
-
-/**
- * Recipients in one transaction. Under a message rate, at most one second's worth (at least
- * one): the throttle lets a transaction of any size through at once and only then makes the
- * next one wait, so 100 recipients at "20/s" would be a burst of five seconds' worth, which a
- * receiver counting per second refuses, and which holds back a transactional message for those
- * five seconds.
- */
-function transactionLimit(limits: ReturnType<typeof effectiveLimits>): number {
-  const r = limits.messageRate;
-  if (!r) return limits.maxRecipientsPerTransaction;
-  const perSecond = Math.max(1, Math.floor((r.count * 1000) / r.perMs));
-  return Math.min(limits.maxRecipientsPerTransaction, perSecond);
-}
-
-/** Keeps a ready queue's throttles in step with the rates in force (live changes). */
-function syncThrottles(
-  q: ReadyQueue,
-  limits: ReturnType<typeof effectiveLimits>,
-  now: () => number,
-): void {
-  q.messageThrottle = syncOne(q.messageThrottle, limits.messageRate, now);
-  q.connectionThrottle = syncOne(q.connectionThrottle, limits.connectionRate, now);
-}
-
-function syncOne(
-  t: Throttle | null,
-  rate: ReturnType<typeof effectiveLimits>['messageRate'],
-  now: () => number,
-): Throttle | null {
-  if (!rate) return null;
-  if (!t) return new Throttle(rate, now);
-  t.setRate(rate);
-  return t;
 }
 
 /** Which step a per-recipient reply came from: MAIL, RCPT or the final dot. */

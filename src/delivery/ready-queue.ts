@@ -10,6 +10,7 @@
  */
 import type { AttemptDetails } from '../records/types.js';
 import type { EffectiveSettings } from '../shaping/policy.js';
+import type { Rate } from '../shaping/rate.js';
 import { Throttle } from '../shaping/throttle.js';
 import type { QueuedRecipient } from '../spool/spool.js';
 import type { SmtpReply } from './reply.js';
@@ -52,6 +53,15 @@ export class ReadyQueue {
 
   get key(): string {
     return pathKey(this.source, this.site.name);
+  }
+
+  /** Keeps the throttles in step with the rates in force (a live change, a back-off). */
+  syncThrottles(
+    limits: { messageRate: Rate | null; connectionRate: Rate | null },
+    now: () => number,
+  ) {
+    this.messageThrottle = syncThrottle(this.messageThrottle, limits.messageRate, now);
+    this.connectionThrottle = syncThrottle(this.connectionThrottle, limits.connectionRate, now);
   }
 
   /** Counts a recipient given back to the store because its lane is full. */
@@ -216,6 +226,14 @@ export class ReadyQueue {
       lane.head = 0;
     }
   }
+}
+
+/** The throttle for `rate`: none, a new one, or the old one at the new rate (keeps its debt). */
+function syncThrottle(t: Throttle | null, rate: Rate | null, now: () => number): Throttle | null {
+  if (!rate) return null;
+  if (!t) return new Throttle(rate, now);
+  t.setRate(rate);
+  return t;
 }
 
 /** The key of a ready queue: source and site. */

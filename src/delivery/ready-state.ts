@@ -41,6 +41,20 @@ export function effectiveLimits(s: EffectiveSettings, backingOff: boolean): Limi
   };
 }
 
+/**
+ * Recipients in one transaction. Under a message rate, at most one second's worth (at least
+ * one): the throttle lets a transaction of any size through at once and only then makes the
+ * next one wait, so 100 recipients at "20/s" would be a burst of five seconds' worth, which a
+ * receiver counting per second refuses, and which holds back a transactional message for those
+ * five seconds.
+ */
+export function transactionLimit(limits: Limits): number {
+  const r = limits.messageRate;
+  if (!r) return limits.maxRecipientsPerTransaction;
+  const perSecond = Math.max(1, Math.floor((r.count * 1000) / r.perMs));
+  return Math.min(limits.maxRecipientsPerTransaction, perSecond);
+}
+
 export type ReadyState =
   'running' | 'idle' | 'throttled' | 'backoff' | 'suspended' | 'disabled' | 'held' | 'paused';
 
