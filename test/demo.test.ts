@@ -84,6 +84,11 @@ describe('npm run demo', () => {
   it('gets 421s from busy.demo when pushed too fast, then delivers', () => {
     const p = provider('busy.demo');
     assert.ok(reasonCount('busy.demo', 'TransientFailure', /^421 4\.7\.0 /) > 0);
+    // The demo's response rule backs busy.demo off at its first 421.
+    assert.deepEqual(
+      p.rules.map((r) => [r.name, r.action]),
+      [['busy-demo-421', 'backoff']],
+    );
     assert.equal(p.delivered, PER_PROVIDER);
   });
 

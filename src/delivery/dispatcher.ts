@@ -441,7 +441,8 @@ export class Dispatcher {
 
   /**
    * One transaction: the recipients of one message on an open session. Returns the server's
-   * 421 when it closed the session (a refusal of the whole site for now).
+   * 421 when it closed the session (a refusal of the whole site for now) and no response rule
+   * took it.
    */
   private async sendBatch(
     q: ReadyQueue,
@@ -462,6 +463,7 @@ export class Dispatcher {
     };
     const startedAt = this.now();
     const result = await s.send(envelope, body);
+    const ruled = new Set<SmtpReply>();
     const hop = { mxHost: s.mxHost, mxIp: s.remoteIp, localIp: s.localAddress, tls: s.tls };
     result.recipients.forEach((res, i) => {
       const r = batch[i]!;
@@ -479,9 +481,13 @@ export class Dispatcher {
         },
       };
       const rule = this.respond(q, res.reply, r.domain, details);
+      if (rule) ruled.add(res.reply);
       this.report(r, res.reply, details, undefined, rule);
     });
-    return result.recipients.find((res) => res.reply.code === 421)?.reply ?? null;
+    // A 421 that a response rule matched is the rule's to handle (as PowerMTA's default
+    // smtp-421-means-mx-unavailable=no); only an unmatched one holds the ready queue.
+    const closed = result.recipients.find((res) => res.reply.code === 421)?.reply;
+    return closed && !ruled.has(closed) ? closed : null;
   }
 
   /**

@@ -53,6 +53,7 @@ export function formatReport(r: ReportInput): string[] {
     ...providerTable(r.providers),
     '',
     ...reasons(r.providers),
+    ...ruleLines(r.providers),
     ...exampleTrace(r.example),
     '',
     ...nextSteps(r),
@@ -101,6 +102,17 @@ function reasons(providers: ProviderSummary[]): string[] {
 }
 
 const REASON_WORD = { TransientFailure: 'deferred', Bounce: 'bounced', Expiration: 'expired' };
+
+/** The response rules that acted, per provider: traffic shaping reacting to the replies. */
+function ruleLines(providers: ProviderSummary[]): string[] {
+  const rows = providers.flatMap((p) =>
+    p.rules.map((r) => [p.domain, r.action, r.name, `${r.count} replies matched`]),
+  );
+  if (rows.length === 0) return [];
+  const lines = alignColumns(rows, [false, false, false, false]).map((l) => `  ${l}`);
+  const how = '(`gridpost ready-queues` shows the limits in force, `gridpost actions` the cause)';
+  return ['', `Response rules that acted ${how}:`, ...lines];
+}
 
 function exampleTrace(example: TraceExample | undefined): string[] {
   if (!example) return [];

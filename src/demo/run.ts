@@ -19,7 +19,12 @@ import type { InjectPlan, InjectTarget } from './inject.js';
 import { formatReport, type ProviderSummary, type TraceExample } from './report.js';
 import { formatProgress, streamOutput, type DemoOutput, type Progress } from './screen.js';
 import { RunTally } from './tally.js';
-import { startDemoWorld, type DemoProvider, type DemoWorldOptions } from './world.js';
+import {
+  DEFAULT_BUSY_PER_SECOND,
+  startDemoWorld,
+  type DemoProvider,
+  type DemoWorldOptions,
+} from './world.js';
 
 /** What to run; every field has a default that suits `npm run demo`. */
 export interface DemoOptions extends DemoWorldOptions {
@@ -66,7 +71,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   let engine: Engine | undefined;
   try {
     const apiKey = randomBytes(18).toString('base64url');
-    const config = demoConfig(dataDir, world.smtpPort, world.dns.address, apiKey);
+    const busy = opts.busyPerSecond ?? DEFAULT_BUSY_PER_SECOND;
+    const config = demoConfig(dataDir, world.smtpPort, world.dns.address, apiKey, busy);
     engine = await Engine.start(config, { log: opts.log ?? defaultLog() });
     return await drive({ engine, providers, apiKey, opts, out: opts.output ?? streamOutput() });
   } finally {
@@ -77,7 +83,13 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
 }
 
 /** The engine's configuration for the demo: loopback only, fast retries, short lives. */
-export function demoConfig(dataDir: string, mxPort: number, dns: string, apiKey: string): Config {
+export function demoConfig(
+  dataDir: string,
+  mxPort: number,
+  dns: string,
+  apiKey: string,
+  busyPerSecond = DEFAULT_BUSY_PER_SECOND,
+): Config {
   const raw = {
     hostname: 'engine.gridpost.demo',
     dataDir,
@@ -87,7 +99,23 @@ export function demoConfig(dataDir: string, mxPort: number, dns: string, apiKey:
     delivery: { port: mxPort, holdAfterFailure: '2s' },
     // Jitter 0.5 spreads the retries of busy.demo's 421s over seconds instead of bunching
     // them into the same one, so its rate limit lets more through each round.
-    policy: { queues: { default: { retry: ['2s', '4s'], jitter: 0.5, maxAge: '60s' } } },
+    policy: {
+      queues: { default: { retry: ['2s', '4s'], jitter: 0.5, maxAge: '60s' } },
+      // Traffic shaping at work: busy.demo's first 421 backs its ready queue off to one
+      // connection at 80 % of the rate it accepts, so the rest goes through without 421s.
+      shaping: {
+        'busy-demo': {
+          domain: 'busy.demo',
+          backoff: {
+            maxConnections: 1,
+            messageRate: `${Math.max(1, Math.floor(busyPerSecond * 0.8))}/s`,
+          },
+        },
+      },
+      responseRules: {
+        'busy-demo-421': { domain: 'busy.demo', code: 421, action: 'backoff', duration: '1m' },
+      },
+    },
     dns: { servers: [dns] },
     log: { level: 'warn' },
   };

@@ -32,6 +32,8 @@ export interface DomainTally {
   expired: number;
   /** Reasons, most frequent first. */
   reasons: Reason[];
+  /** Response rules that matched replies here: name, action, how many replies. */
+  rules: { name: string; action: string; count: number }[];
 }
 
 /** Counts records per destination domain. */
@@ -47,7 +49,8 @@ export class RunTally {
   domain(domain: string): DomainTally {
     const c = this.domains.get(domain) ?? new Counts();
     const reasons = [...c.reasons.values()].sort((a, b) => b.count - a.count);
-    return { domain, ...c.totals, reasons };
+    const rules = [...c.rules.values()].sort((a, b) => b.count - a.count);
+    return { domain, ...c.totals, reasons, rules };
   }
 
   /** A recipient of `domain` delivered after at least one deferral, for an example trace. */
@@ -65,6 +68,7 @@ export class RunTally {
       if (r.attempt > 1) c.retried ??= r.recipient;
     } else if (r.type === 'TransientFailure') {
       this.counts(r.domain).fail('deferred', r.type, r.reply);
+      if (r.rule) this.counts(r.domain).rule(r.rule);
     } else if (r.type === 'Bounce') {
       this.counts(r.domain).fail('bounced', r.type, r.reply);
     } else if (r.type === 'Expiration') {
@@ -95,7 +99,15 @@ class Counts {
     expired: 0,
   };
   readonly reasons = new Map<string, Reason>();
+  readonly rules = new Map<string, { name: string; action: string; count: number }>();
   retried: string | undefined;
+
+  /** Counts a reply that a response rule matched. */
+  rule(r: { name: string; action: string }): void {
+    const seen = this.rules.get(r.name) ?? { ...r, count: 0 };
+    seen.count++;
+    this.rules.set(r.name, seen);
+  }
 
   /** Counts a deferral, bounce or expiration and the reply behind it. */
   fail(counter: 'deferred' | 'bounced' | 'expired', type: ReasonType, reply: SmtpReply): void {

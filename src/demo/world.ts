@@ -39,7 +39,7 @@ export interface DemoWorld {
   providers: DemoProvider[];
 }
 
-const DEFAULT_BUSY_PER_SECOND = 50;
+export const DEFAULT_BUSY_PER_SECOND = 50;
 const DEFAULT_GREYLIST_SECONDS = 2;
 // The receivers keep only the latest messages: the demo counts through records, and a long
 // run with --messages 100000 should not hold every body in memory.
