@@ -240,6 +240,7 @@ describe('policy API', () => {
       ['/api/v1/recipients/retry', 'post'],
       ['/api/v1/recipients/purge', 'post'],
       ['/api/v1/recipients/move', 'post'],
+      ['/api/v1/classify', 'post'],
     ];
     for (const [path, method] of want) {
       const op = doc.paths[path]?.[method];

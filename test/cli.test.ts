@@ -81,6 +81,12 @@ describe('gridpost CLI', () => {
     }
   });
 
+  it('classifies a reply: category, class and rule', async () => {
+    const common = ['--api', api, '--data', dir];
+    const out = await run(process.execPath, [CLI, 'classify', '550 5.1.1 User unknown', ...common]);
+    assert.equal(out.stdout.trim(), 'bad-mailbox hard (rule builtin:enhanced *.1.1)');
+  });
+
   it('says what is wrong when the engine is not found or the key is wrong', async () => {
     const wrongKey = run(process.execPath, [CLI, 'status', '--api', api, '--key', 'x'.repeat(20)]);
     await assert.rejects(wrongKey, (e: { stderr: string; code: number }) => {

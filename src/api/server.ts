@@ -22,6 +22,7 @@ import type { Recorder } from '../records/recorder.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
+import { classifyRoute } from './routes/classify.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
 import { policyRoutes, yamlBodyParser } from './routes/policy.js';
@@ -80,6 +81,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   statusRoute(app, ctx);
   messageRoutes(app, ctx);
   traceRoute(app, ctx);
+  classifyRoute(app, ctx);
   metricsRoute(app, ctx);
   policyRoutes(app, ctx);
   trafficRoutes(app, ctx);

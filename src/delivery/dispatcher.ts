@@ -607,6 +607,7 @@ export class Dispatcher {
       reply,
     };
     const cls = replyClass(reply);
+    if (cls !== 'success') details.bounce = this.policy.classifier.classify(reply);
     const retry = this.retryOf(r);
     if (delayUntil !== undefined) {
       return this.opts.onOutcome(r, { kind: 'delayed', details, retryAt: delayUntil, retry });

@@ -51,6 +51,7 @@ export function expirationRecord(
     attempts: r.attempts,
     ageMs: at - r.receivedAt,
     reply,
+    bounce: { category: 'message-expired', class: 'soft', rule: 'expiration' },
     ...(lastReply ? { lastReply } : {}),
   };
 }

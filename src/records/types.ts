@@ -2,6 +2,7 @@
  * Records: one typed accounting event about a message or a recipient. Records are the product's
  * feedback (accounting files, the API, later webhooks), never diagnostics: those go to pino.
  */
+import type { Classification } from '../bounces/classifier.js';
 import type { SmtpReply } from '../delivery/reply.js';
 
 export type RecordType =
@@ -40,6 +41,8 @@ export interface AttemptDetails {
   site?: string;
   /** The response rule that matched the reply, and what it did. */
   rule?: { name: string; action: string };
+  /** What the reply means for the sender (failures only): bounce category, class, rule. */
+  bounce?: Classification;
   mxHost?: string;
   mxIp?: string;
   localIp?: string;
@@ -77,6 +80,8 @@ export interface ExpirationRecord extends RecordBase {
   ageMs: number;
   reply: SmtpReply;
   lastReply?: SmtpReply;
+  /** Always category message-expired, class soft. */
+  bounce: Classification;
 }
 
 /** Something refused at intake: a recipient (relay denied) or a whole message (too big...). */

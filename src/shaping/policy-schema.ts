@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { durationSchema } from '../config/duration.js';
+import { CATEGORIES } from '../bounces/categories.js';
 import { parseRate } from './rate.js';
 
 const duration = durationSchema;
@@ -177,6 +178,26 @@ export const responseRuleSchema = z
     message: 'a response rule needs at least one of code, enhanced, text',
   });
 
+/**
+ * An installation's own bounce classification rule, tried before the shipped ones: a pattern
+ * on a reply (enhanced code, text; all given must match) and the category it means.
+ */
+export const bounceRuleSchema = z
+  .strictObject({
+    enhanced: z
+      .string()
+      .regex(
+        /^([245]|\*)\.(\d{1,3}|\*)\.(\d{1,3}|\*)$/,
+        'expected e.g. "5.1.1", "*.7.1" or "5.7.*"',
+      )
+      .optional(),
+    text: z.string().refine(validRegExp, 'expected a valid regular expression').optional(),
+    category: z.enum(CATEGORIES),
+  })
+  .refine((r) => r.enhanced !== undefined || r.text !== undefined, {
+    message: 'a bounce rule needs enhanced or text',
+  });
+
 export const policySchema = z.strictObject({
   queues: z.record(name, queueSchema).default({}),
   sources: z.record(name, sourceSchema).default({}),
@@ -184,6 +205,8 @@ export const policySchema = z.strictObject({
   providers: z.record(name, providerSchema).default({}),
   shaping: z.record(name, shapingRuleSchema).default({}),
   responseRules: z.record(name, responseRuleSchema).default({}),
+  /** Bounce classification rules of this installation, before the shipped ones. */
+  bounceRules: z.record(name, bounceRuleSchema).default({}),
   /**
    * Whether the built-in providers, shaping rules and response rules (for Google, Microsoft,
    * Yahoo and other large receivers) are added under the ones of this document.
@@ -209,6 +232,7 @@ export const SECTIONS = [
   'providers',
   'shaping',
   'responseRules',
+  'bounceRules',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
 

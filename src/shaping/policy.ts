@@ -18,6 +18,7 @@ import {
   type SourceConfig,
 } from './policy-schema.js';
 import type { Rate } from './rate.js';
+import { Classifier } from '../bounces/classifier.js';
 import type { SmtpReply } from '../delivery/reply.js';
 
 /** Every setting of a ready queue, resolved (durations in ms). */
@@ -84,6 +85,8 @@ export class Policy {
   private readonly sourceMap: Map<string, SourceConfig & { helo: string }>;
   private readonly poolMap: Map<string, PoolConfig>;
   private readonly rollupDomains: string[];
+  /** Bounce classification: the document's bounceRules, then the shipped rules. */
+  readonly classifier: Classifier;
 
   constructor(
     doc: PolicyDoc,
@@ -118,6 +121,9 @@ export class Policy {
     for (const [n, s] of Object.entries(sources)) {
       this.sourceMap.set(n, { ...s, helo: s.helo ?? env.helo });
     }
+    this.classifier = new Classifier(
+      Object.entries(doc.bounceRules).map(([name, r]) => ({ name, ...r })),
+    );
     this.poolMap = new Map(Object.entries(doc.pools));
     if (!this.poolMap.has(DEFAULT_NAME)) {
       const all = Object.fromEntries([...this.sourceMap.keys()].map((n) => [n, 1]));
