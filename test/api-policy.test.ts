@@ -241,6 +241,7 @@ describe('policy API', () => {
       ['/api/v1/recipients/purge', 'post'],
       ['/api/v1/recipients/move', 'post'],
       ['/api/v1/classify', 'post'],
+      ['/api/v1/events', 'get'],
     ];
     for (const [path, method] of want) {
       const op = doc.paths[path]?.[method];

@@ -23,6 +23,7 @@ import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
 import { classifyRoute } from './routes/classify.js';
+import { eventsRoute } from './routes/events.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
 import { policyRoutes, yamlBodyParser } from './routes/policy.js';
@@ -82,6 +83,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   messageRoutes(app, ctx);
   traceRoute(app, ctx);
   classifyRoute(app, ctx);
+  eventsRoute(app, ctx);
   metricsRoute(app, ctx);
   policyRoutes(app, ctx);
   trafficRoutes(app, ctx);
