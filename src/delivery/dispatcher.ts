@@ -14,6 +14,9 @@
  * connection is tried until the hold ends (Postfix calls this a dead destination).
  *
  * Every pause and slowdown is visible in readyQueueStates() with its reason.
+ *
+ * Limitation: connection limits and rates are per engine; engines that share egress sources
+ * each apply them in full.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';

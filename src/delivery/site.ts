@@ -32,6 +32,10 @@ interface Entry {
 }
 
 // Domains remembered at most; the oldest goes first. About 200 bytes each.
+// Limitation: the domains of a site are learned from the recipients routed to it (at most 500
+// kept per site, for status and operator actions by site), so right after a restart an
+// operator action by site reaches only the recipients last tried there and those of domains
+// routed since.
 const MAX_DOMAINS = 100_000;
 
 /** Resolves destination domains to sites. */

@@ -7,6 +7,10 @@
  */
 import { intervalMs, type Rate } from './rate.js';
 
+// Limitation: the TAT lives in memory, so after a restart a throttle allows its next event at
+// once: one event early per ready queue, never a burst. Limits are per engine; several
+// engines sharing a source each apply the full rate (a cluster-wide throttle needs Redis).
+
 /** Limits events to a rate; clock injectable. */
 export class Throttle {
   private tat = 0;
