@@ -242,6 +242,9 @@ describe('policy API', () => {
       ['/api/v1/recipients/move', 'post'],
       ['/api/v1/classify', 'post'],
       ['/api/v1/events', 'get'],
+      ['/api/v1/suppressions', 'get'],
+      ['/api/v1/suppressions/{address}', 'put'],
+      ['/api/v1/suppressions/import', 'post'],
     ];
     for (const [path, method] of want) {
       const op = doc.paths[path]?.[method];

@@ -87,6 +87,17 @@ describe('gridpost CLI', () => {
     assert.equal(out.stdout.trim(), 'bad-mailbox hard (rule builtin:enhanced *.1.1)');
   });
 
+  it('adds, lists and removes suppressed addresses', async () => {
+    const common = ['--api', api, '--data', dir];
+    const add = await run(process.execPath, [CLI, 'suppress', 'add', 'Zed@cli.test', ...common]);
+    assert.match(add.stdout, /^zed@cli\.test {2}manual {2}api:/);
+    const list = await run(process.execPath, [CLI, 'suppress', 'list', ...common]);
+    assert.match(list.stdout, /zed@cli\.test/);
+    await run(process.execPath, [CLI, 'suppress', 'remove', 'zed@cli.test', ...common]);
+    const csv = await run(process.execPath, [CLI, 'suppress', 'export', ...common]);
+    assert.equal(csv.stdout.trim(), 'address,reason,source,at');
+  });
+
   it('says what is wrong when the engine is not found or the key is wrong', async () => {
     const wrongKey = run(process.execPath, [CLI, 'status', '--api', api, '--key', 'x'.repeat(20)]);
     await assert.rejects(wrongKey, (e: { stderr: string; code: number }) => {

@@ -19,11 +19,13 @@ import { GridpostError } from '../errors/catalogue.js';
 import type { Intake } from '../intake/intake.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Recorder } from '../records/recorder.js';
+import type { SuppressionList } from '../feedback/suppression.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
 import { classifyRoute } from './routes/classify.js';
 import { eventsRoute } from './routes/events.js';
+import { suppressionRoutes } from './routes/suppressions.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
 import { policyRoutes, yamlBodyParser } from './routes/policy.js';
@@ -46,6 +48,8 @@ export interface ApiContext {
   policy: PolicyService;
   /** Queues, ready queues, pauses, purge, move, actions. */
   controls: Controls;
+  /** The suppression list. */
+  suppressions: SuppressionList;
 }
 
 /** Builds the API server (not yet listening). */
@@ -84,6 +88,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   traceRoute(app, ctx);
   classifyRoute(app, ctx);
   eventsRoute(app, ctx);
+  suppressionRoutes(app, ctx);
   metricsRoute(app, ctx);
   policyRoutes(app, ctx);
   trafficRoutes(app, ctx);

@@ -27,24 +27,26 @@ export function apiGet(opts: ClientOptions, path: string): Promise<unknown> {
 }
 
 /**
- * Calls the API; a body is sent as JSON. Answers JSON as a value, other content (YAML) as
- * text, and an empty answer (204) as null.
+ * Calls the API; a body is sent as JSON, or as is with `contentType` (CSV, YAML). Answers
+ * JSON as a value, other content (YAML, CSV) as text, and an empty answer (204) as null.
  */
 export async function apiSend(
   opts: ClientOptions,
   method: string,
   path: string,
   body?: unknown,
+  contentType = 'application/json',
 ): Promise<unknown> {
   const key = opts.key ?? process.env.GRIDPOST_API_KEY ?? readKeyFile(opts.data);
   const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (body !== undefined) headers['content-type'] = contentType;
+  const raw = contentType === 'application/json' ? JSON.stringify(body) : String(body);
   let res: Response;
   try {
     res = await fetch(`${baseUrl(opts.api)}${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw,
     });
   } catch (err) {
     throw new Error(`cannot reach the engine at ${opts.api}: is it running? (${String(err)})`);

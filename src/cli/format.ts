@@ -135,6 +135,10 @@ function formatRecord(r: StoredRecord): string {
       return `${head} ${r.reason} ${reply(r.reply)}`;
     case 'Expiration':
       return `${head} ${r.recipientId} <${r.recipient}> attempts=${r.attempts} ${reply(r.reply)}`;
+    case 'Suppressed': {
+      const why = `${r.suppression.reason} since ${r.suppression.since}`;
+      return `${head} ${r.recipientId ?? '-'} <${r.recipient}> ${r.stage}: suppressed (${why})`;
+    }
     case 'AdminAction': {
       const to = r.to ? ` to=${[r.to.queue, r.to.pool].filter(Boolean).join('/')}` : '';
       return `${head} ${r.recipientId} <${r.recipient}> ${r.action}${to} "${r.reason}"`;

@@ -11,6 +11,7 @@ import { GridpostError } from '../errors/catalogue.js';
 import { ApiError, apiGet, type ClientOptions } from './client.js';
 import { formatStatus, formatTrace } from './format.js';
 import { classifyCommand } from './classify.js';
+import { suppressCommands } from './suppress.js';
 import { policyCommands } from './policy.js';
 import { recipientCommands, trafficCommands } from './traffic.js';
 
@@ -51,6 +52,7 @@ trafficCommands(program, clientOptions);
 recipientCommands(program, clientOptions);
 policyCommands(program, clientOptions);
 classifyCommand(program, clientOptions);
+suppressCommands(program, clientOptions);
 
 // A bad policy in the configuration stops start-up like any other configuration error (78);
 // from `policy apply` it is an ordinary failure (1).

@@ -20,6 +20,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { Suppression } from '../feedback/suppression.js';
 import type { AttemptDetails } from '../records/types.js';
 import type { Outcome } from '../scheduler/scheduler.js';
 import { TriggerCounter, type ActionBoard, type ActiveAction } from '../shaping/actions.js';
@@ -52,6 +53,12 @@ export interface DispatcherOptions {
   body: (messageId: string) => Buffer | null;
   onOutcome: (r: QueuedRecipient, o: Outcome) => void;
   onExpired: (r: QueuedRecipient) => void;
+  /**
+   * Whether an address is on the suppression list, checked before every attempt; a recipient
+   * that is goes to `onSuppressed` instead of its ready queue.
+   */
+  suppressed?: (address: string) => Suppression | undefined;
+  onSuppressed?: (r: QueuedRecipient, s: Suppression) => void;
   /** Gives an untried recipient back to the store until `at` (paused, ready queue full). */
   onRelease: (r: QueuedRecipient, at: number) => void;
   log: Logger;
@@ -141,6 +148,8 @@ export class Dispatcher {
   /** Takes a recipient that is due now. */
   enqueue(r: QueuedRecipient): void {
     if (this.stopping) return;
+    const suppression = this.opts.suppressed?.(r.address);
+    if (suppression) return this.opts.onSuppressed?.(r, suppression);
     const hit = this.sites.cached(r.domain);
     if (hit) return this.route(r, hit);
     this.resolving++;

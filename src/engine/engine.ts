@@ -19,12 +19,15 @@ import { loadTls } from '../intake/tls.js';
 import { Metrics } from '../metrics/metrics.js';
 import { Journal } from '../records/journal.js';
 import { Recorder } from '../records/recorder.js';
+import type { StoredRecord } from '../records/types.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Committer } from '../spool/committer.js';
 import { Spool } from '../spool/spool.js';
 import { openStore, storeFile, type Db } from '../spool/store.js';
 import { WalSync } from '../spool/wal-sync.js';
 import { GridpostError } from '../errors/catalogue.js';
+import { SuppressionList } from '../feedback/suppression.js';
+import { suppressedRecord } from '../records/build.js';
 import { ActionBoard } from '../shaping/actions.js';
 import { PolicyService } from '../shaping/policy-service.js';
 import { loadApiKeys } from './api-keys.js';
@@ -55,6 +58,7 @@ interface Storage {
   spool: Spool;
   policy: PolicyService;
   actions: ActionBoard;
+  suppressions: SuppressionList;
 }
 
 /** Everything a running engine is made of. */
@@ -138,7 +142,8 @@ export class Engine {
     const dispatcher = buildDispatcher(config, opts, storage, scheduler, log);
     const controls = new Controls(policy, actions, scheduler, dispatcher, spool);
     const status = new StatusCount();
-    const intake = new Intake(config, scheduler, spool, log.child({ role: 'intake' }), policy);
+    const intakeLog = log.child({ role: 'intake' });
+    const intake = new Intake(config, scheduler, spool, intakeLog, policy, storage.suppressions);
     const tls = await loadTls(config.smtp.tls, config.dataDir, config.hostname);
     const smtp = createSmtpIntake(config, intake, tls, log.child({ role: 'smtp-intake' }), (s) =>
       metrics.injectionLatency.observe({ via: 'smtp' }, s),
@@ -154,10 +159,11 @@ export class Engine {
     recorder.onPublish((records) => {
       status.observe(records);
       metrics.observe(records);
+      suppressHardBounces(records, storage.suppressions, log);
     });
     const keys = loadApiKeys(config);
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
-    const api = await buildApi({ ...ctx, policy, controls });
+    const api = await buildApi({ ...ctx, policy, controls, suppressions: storage.suppressions });
     const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
       await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
       throw err;
@@ -230,7 +236,8 @@ function openStorage(config: Config, log: Logger): Storage {
     log.fatal({ err }, 'spool write kept failing for 10 minutes; restart to recover state');
   const policy = new PolicyService(db, policyEnvironment(config), config.policy);
   const actions = new ActionBoard(db);
-  return { db, walSync, committer, journal, recorder, spool, policy, actions };
+  const suppressions = new SuppressionList(db, committer);
+  return { db, walSync, committer, journal, recorder, spool, policy, actions, suppressions };
 }
 
 /** What the start-up configuration gives the traffic policy. */
@@ -271,6 +278,8 @@ function buildDispatcher(
     onOutcome: (r, o) => scheduler.outcome(r, o),
     onExpired: (r) => scheduler.expire(r),
     onRelease: (r, at) => scheduler.release(r, at),
+    suppressed: (address) => storage.suppressions.get(address),
+    onSuppressed: (r, s) => scheduler.finish(r, [suppressedRecord(r, s, Date.now())]),
     log: log.child({ role: 'dispatcher' }),
     open: opts.open,
   });
@@ -300,6 +309,16 @@ function listenError(key: string, address: string, err: unknown): GridpostError 
     path: key,
     cause: err,
   });
+}
+
+/** A hard bounce suppresses its address (the first reason stays when it already is). */
+function suppressHardBounces(records: StoredRecord[], list: SuppressionList, log: Logger): void {
+  for (const r of records) {
+    if (r.type !== 'Bounce' || r.bounce?.class !== 'hard') continue;
+    list.addDetached(r.recipient, 'hard-bounce', r.recipientId, (err) =>
+      log.error({ err, recipient: r.recipient }, 'could not store a suppression'),
+    );
+  }
 }
 
 /** How many items fall under each key. */

@@ -53,6 +53,10 @@ export const ERROR_CODES = {
     status: 0,
     fix: 'Give a readable YAML or JSON file: gridpost policy apply FILE.',
   },
+  E_SUPPRESSED: {
+    status: 422,
+    fix: 'Every recipient is on the suppression list; remove an address from it only if it may receive mail again.',
+  },
   E_NOT_FOUND: { status: 404, fix: 'Check the id; records are kept for records.retention.' },
   E_STORAGE: { status: 503, fix: 'The spool could not write (disk full?); retry later.' },
   E_SHUTTING_DOWN: { status: 503, fix: 'The engine is stopping; retry against a running engine.' },

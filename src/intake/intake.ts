@@ -10,6 +10,7 @@ import type { RejectedRecord } from '../records/types.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import { newMessageId } from '../spool/ids.js';
 import type { AcceptedMessage, NewMessage, Spool } from '../spool/spool.js';
+import type { Suppression, SuppressionList } from '../feedback/suppression.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import { isRefusal, prepareMessage, type IntakeRefusal } from './message.js';
 import { NetworkSet } from './networks.js';
@@ -33,7 +34,7 @@ export type OfferResult =
 
 /** A refusal that is not about the message itself. */
 export interface StorageRefusal {
-  reason: 'storage' | 'batch-refused' | 'unknown-queue' | 'unknown-pool';
+  reason: 'storage' | 'batch-refused' | 'unknown-queue' | 'unknown-pool' | 'suppressed';
   code: number;
   enhanced: string;
   text: string;
@@ -70,6 +71,7 @@ export class Intake {
     private readonly spool: Spool,
     private readonly log: Logger,
     private readonly policy: PolicyService,
+    private readonly suppressions: SuppressionList,
   ) {
     this.relayNetworks = new NetworkSet(config.smtp.allowedNetworks);
   }
@@ -95,7 +97,9 @@ export class Intake {
   }
 
   private prepare(offer: Offer): NewMessage | IntakeRefusal | StorageRefusal {
-    const o = offer.via === 'smtp' ? this.routeByHeader(offer) : offer;
+    const routed = offer.via === 'smtp' ? this.routeByHeader(offer) : offer;
+    if ('reason' in routed) return routed;
+    const o = this.withoutSuppressed(routed);
     if ('reason' in o) return o;
     const messageId = newMessageId();
     const body = prepareMessage(o.raw, {
@@ -139,6 +143,40 @@ export class Intake {
       return { reason: 'unknown-pool', code: 550, enhanced: '5.7.1', text };
     }
     return { ...o, raw: fields.raw, queue, ...(fields.pool ? { pool: fields.pool } : {}) };
+  }
+
+  /** The suppression entry of an address, if it is on the list. */
+  suppressed(address: string): Suppression | undefined {
+    return this.suppressions.get(address);
+  }
+
+  /** Writes the Suppressed record of a recipient refused at intake. */
+  noteSuppressed(address: string, s: Suppression, via: Offer['via']): void {
+    this.spool.note({
+      type: 'Suppressed',
+      at: new Date().toISOString(),
+      recipient: address,
+      domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase(),
+      stage: 'intake',
+      suppression: { reason: s.reason, source: s.source, since: s.at },
+      via,
+    });
+  }
+
+  /**
+   * The offer without its suppressed recipients (each gets a Suppressed record), or a refusal
+   * when every one of them is suppressed.
+   */
+  private withoutSuppressed(o: Offer): Offer | StorageRefusal {
+    const kept = o.recipients.filter((address) => {
+      const s = this.suppressions.get(address);
+      if (s) this.noteSuppressed(address, s, o.via);
+      return !s;
+    });
+    if (kept.length === o.recipients.length) return o;
+    if (kept.length > 0) return { ...o, recipients: kept };
+    const text = 'Every recipient is on the suppression list';
+    return { reason: 'suppressed', code: 550, enhanced: '5.7.1', text };
   }
 
   /** Writes a Rejected record for a refusal (not awaited: it is accounting, not state). */

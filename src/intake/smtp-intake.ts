@@ -66,7 +66,16 @@ function mailFromProblem(address: string): IntakeReply | undefined {
 function rcptToProblem(intake: Intake, c: ClientInfo, address: string): IntakeReply | undefined {
   const problem = addressProblem(address);
   if (problem) return { code: 501, enhanced: '5.1.3', text: `Bad recipient address: ${problem}` };
-  if (intake.mayRelay(c.remoteAddress, c.user)) return undefined;
+  if (intake.mayRelay(c.remoteAddress, c.user)) {
+    const s = intake.suppressed(address);
+    if (!s) return undefined;
+    intake.noteSuppressed(address, s, 'smtp');
+    return {
+      code: 550,
+      enhanced: '5.7.1',
+      text: `<${address}> is on the suppression list (${s.reason})`,
+    };
+  }
   intake.rejected({
     via: 'smtp',
     recipient: address,

@@ -1,8 +1,10 @@
 /** Builds the records of delivery outcomes from a recipient and what happened to it. */
 import type { SmtpReply } from '../delivery/reply.js';
 import type { QueuedRecipient } from '../spool/spool.js';
+import type { Suppression } from '../feedback/suppression.js';
 import type {
   AdminActionRecord,
+  SuppressedRecord,
   AttemptDetails,
   AttemptRecord,
   ExpirationRecord,
@@ -75,5 +77,20 @@ export function adminRecord(
     queue: r.queue,
     ...(action === 'move' ? { to } : {}),
     reason,
+  };
+}
+
+/** The record of a recipient ended before an attempt because its address is suppressed. */
+export function suppressedRecord(r: QueuedRecipient, s: Suppression, at: number): SuppressedRecord {
+  return {
+    type: 'Suppressed',
+    at: new Date(at).toISOString(),
+    messageId: r.messageId,
+    recipientId: r.id,
+    recipient: r.address,
+    domain: r.domain,
+    queue: r.queue,
+    stage: 'attempt',
+    suppression: { reason: s.reason, source: s.source, since: s.at },
   };
 }

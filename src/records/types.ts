@@ -12,7 +12,8 @@ export type RecordType =
   | 'Bounce'
   | 'Expiration'
   | 'Rejected'
-  | 'AdminAction';
+  | 'AdminAction'
+  | 'Suppressed';
 
 /** Fields every record has. `at` is ISO-8601 UTC. */
 interface RecordBase {
@@ -108,8 +109,28 @@ export interface AdminActionRecord extends RecordBase {
   reason: string;
 }
 
+/**
+ * A recipient not sent to because its address is on the suppression list: refused at intake
+ * (no recipient id then) or ended before an attempt.
+ */
+export interface SuppressedRecord extends RecordBase {
+  type: 'Suppressed';
+  recipient: string;
+  recipientId?: string;
+  domain: string;
+  stage: 'intake' | 'attempt';
+  /** Why the address is suppressed, and since when. */
+  suppression: { reason: string; source: string; since: string };
+  via?: 'smtp' | 'http';
+}
+
 export type GridpostRecord =
-  ReceptionRecord | AttemptRecord | ExpirationRecord | RejectedRecord | AdminActionRecord;
+  | ReceptionRecord
+  | AttemptRecord
+  | ExpirationRecord
+  | RejectedRecord
+  | AdminActionRecord
+  | SuppressedRecord;
 
 /** A record as stored, with its position in the store (a cursor for later consumers). */
 export type StoredRecord = GridpostRecord & { seq: number };

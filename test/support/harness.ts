@@ -21,6 +21,7 @@ import type {
   ReceptionRecord,
   RejectedRecord,
   StoredRecord,
+  SuppressedRecord,
 } from '../../src/records/types.js';
 import type { TestWorld } from '../../src/testworld/index.js';
 
@@ -175,7 +176,9 @@ export type RecordOf<K extends StoredRecord['type']> = (K extends AttemptRecord[
     ? ExpirationRecord
     : K extends 'Rejected'
       ? RejectedRecord
-      : ReceptionRecord) & { seq: number };
+      : K extends 'Suppressed'
+        ? SuppressedRecord
+        : ReceptionRecord) & { seq: number };
 
 /** Waits for a record of `type` about `address`; returns it. */
 export function waitForRecord<K extends StoredRecord['type']>(

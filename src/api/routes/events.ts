@@ -17,6 +17,7 @@ const TYPES = [
   'Expiration',
   'Rejected',
   'AdminAction',
+  'Suppressed',
 ];
 
 interface Query {

@@ -156,6 +156,11 @@ function refusalError(
   i: number,
 ) {
   const refusal = (r as { refusal: { reason: string; text: string } }).refusal;
-  const code = refusal.reason === 'storage' ? 'E_STORAGE' : 'E_BAD_MESSAGE';
+  const code =
+    refusal.reason === 'storage'
+      ? 'E_STORAGE'
+      : refusal.reason === 'suppressed'
+        ? 'E_SUPPRESSED'
+        : 'E_BAD_MESSAGE';
   return new GridpostError(code, `messages[${i}]: ${refusal.text}`, { path: `messages[${i}]` });
 }
