@@ -21,12 +21,8 @@ export function attemptRecord(
   return {
     type,
     at: new Date(at).toISOString(),
-    messageId: r.messageId,
-    recipientId: r.id,
-    recipient: r.address,
+    ...about(r),
     sender: r.sender,
-    domain: r.domain,
-    queue: r.queue,
     ...details,
     ...(nextAttemptAt !== undefined
       ? { nextAttemptAt: new Date(nextAttemptAt).toISOString() }
@@ -44,12 +40,8 @@ export function expirationRecord(
   return {
     type: 'Expiration',
     at: new Date(at).toISOString(),
-    messageId: r.messageId,
-    recipientId: r.id,
-    recipient: r.address,
+    ...about(r),
     sender: r.sender,
-    domain: r.domain,
-    queue: r.queue,
     attempts: r.attempts,
     ageMs: at - r.receivedAt,
     reply,
@@ -70,11 +62,7 @@ export function adminRecord(
     type: 'AdminAction',
     at: new Date(at).toISOString(),
     action,
-    messageId: r.messageId,
-    recipientId: r.id,
-    recipient: r.address,
-    domain: r.domain,
-    queue: r.queue,
+    ...about(r),
     ...(action === 'move' ? { to } : {}),
     reason,
   };
@@ -85,12 +73,19 @@ export function suppressedRecord(r: QueuedRecipient, s: Suppression, at: number)
   return {
     type: 'Suppressed',
     at: new Date(at).toISOString(),
+    ...about(r),
+    stage: 'attempt',
+    suppression: { reason: s.reason, source: s.source, since: s.at },
+  };
+}
+
+/** The fields every record about one recipient has. */
+function about(r: QueuedRecipient) {
+  return {
     messageId: r.messageId,
     recipientId: r.id,
     recipient: r.address,
     domain: r.domain,
     queue: r.queue,
-    stage: 'attempt',
-    suppression: { reason: s.reason, source: s.source, since: s.at },
   };
 }
