@@ -242,6 +242,7 @@ describe('policy API', () => {
       ['/api/v1/recipients/move', 'post'],
       ['/api/v1/classify', 'post'],
       ['/api/v1/events', 'get'],
+      ['/api/v1/stats', 'get'],
       ['/api/v1/suppressions', 'get'],
       ['/api/v1/suppressions/{address}', 'put'],
       ['/api/v1/suppressions/import', 'post'],

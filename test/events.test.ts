@@ -91,6 +91,24 @@ describe('the event cursor', () => {
     assert.ok(seen.every((e) => e.seq > Number(cursor)));
   });
 
+  it('counts outcomes per domain, category and hour', async () => {
+    const res = await api(t, 'GET', '/api/v1/stats?by=domain,category');
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const row = (domain: string, category: string) =>
+      res.body.rows.find(
+        (r: { domain: string; category: string }) => r.domain === domain && r.category === category,
+      );
+    assert.equal(row('ok.test', '')?.delivered, 21);
+    assert.equal(row('no.test', 'bad-mailbox')?.bounced, 5);
+    const hourly = await api(t, 'GET', '/api/v1/stats?by=hour&domain=no.test');
+    const total = hourly.body.rows.reduce((n: number, r: { bounced: number }) => n + r.bounced, 0);
+    assert.equal(total, 5);
+    assert.match(hourly.body.rows[0].hour, /T\d\d:00:00\.000Z$/);
+    const bad = await api(t, 'GET', '/api/v1/stats?by=color');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.path, 'by');
+  });
+
   it('refuses a bad cursor or type, naming it', async () => {
     const badType = await api(t, 'GET', '/api/v1/events?type=Bounced');
     assert.equal(badType.status, 400);

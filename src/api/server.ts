@@ -25,6 +25,7 @@ import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
 import { classifyRoute } from './routes/classify.js';
 import { eventsRoute } from './routes/events.js';
+import { statsRoute } from './routes/stats.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
@@ -88,6 +89,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   traceRoute(app, ctx);
   classifyRoute(app, ctx);
   eventsRoute(app, ctx);
+  statsRoute(app, ctx);
   suppressionRoutes(app, ctx);
   metricsRoute(app, ctx);
   policyRoutes(app, ctx);

@@ -5,6 +5,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../spool/store.js';
 import type { Journal } from './journal.js';
+import { Stats, type StatsQuery, type StatsRow } from './stats.js';
 import type { GridpostRecord, StoredRecord } from './types.js';
 
 type Listener = (records: StoredRecord[]) => void;
@@ -32,6 +33,7 @@ export class Recorder {
    * its number reused). Commits are published in order, so every number below it is durable.
    */
   private durableSeq: number;
+  private readonly stats: Stats;
 
   constructor(
     db: Db,
@@ -48,6 +50,7 @@ export class Recorder {
       'DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE at < ? LIMIT ?)',
     );
     this.db = db;
+    this.stats = new Stats(db);
     const row = db.prepare('SELECT MAX(seq) AS seq FROM records').get() as { seq: number | null };
     this.durableSeq = row.seq ?? 0;
   }
@@ -65,6 +68,7 @@ export class Recorder {
       recipient?.toLowerCase() ?? null,
       JSON.stringify(record),
     );
+    this.stats.count(record);
     return { seq: Number(info.lastInsertRowid), ...record };
   }
 
@@ -120,6 +124,11 @@ export class Recorder {
       .map(parseRow);
     const next = events.length < q.limit ? Math.max(q.after, this.durableSeq) : events.at(-1)!.seq;
     return { events, next };
+  }
+
+  /** Outcome counts per hour, domain, site or category (see Stats). */
+  statistics(q: StatsQuery): StatsRow[] {
+    return this.stats.query(q);
   }
 
   /** Deletes up to `batch` records older than `beforeMs`; returns how many went. */
