@@ -57,7 +57,7 @@ export interface DispatcherOptions {
    * Whether an address is on the suppression list, checked before every attempt; a recipient
    * that is goes to `onSuppressed` instead of its ready queue.
    */
-  suppressed?: (address: string) => Suppression | undefined;
+  suppressed?: (r: QueuedRecipient) => Suppression | undefined;
   onSuppressed?: (r: QueuedRecipient, s: Suppression) => void;
   /** Gives an untried recipient back to the store until `at` (paused, ready queue full). */
   onRelease: (r: QueuedRecipient, at: number) => void;
@@ -148,7 +148,7 @@ export class Dispatcher {
   /** Takes a recipient that is due now. */
   enqueue(r: QueuedRecipient): void {
     if (this.stopping) return;
-    const suppression = this.opts.suppressed?.(r.address);
+    const suppression = this.opts.suppressed?.(r);
     if (suppression) return this.opts.onSuppressed?.(r, suppression);
     const hit = this.sites.cached(r.domain);
     if (hit) return this.route(r, hit);

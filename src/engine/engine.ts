@@ -22,7 +22,7 @@ import { Recorder } from '../records/recorder.js';
 import type { StoredRecord } from '../records/types.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Committer } from '../spool/committer.js';
-import { Spool } from '../spool/spool.js';
+import { Spool, type QueuedRecipient } from '../spool/spool.js';
 import { openStore, storeFile, type Db } from '../spool/store.js';
 import { WalSync } from '../spool/wal-sync.js';
 import { GridpostError } from '../errors/catalogue.js';
@@ -278,7 +278,7 @@ function buildDispatcher(
     onOutcome: (r, o) => scheduler.outcome(r, o),
     onExpired: (r) => scheduler.expire(r),
     onRelease: (r, at) => scheduler.release(r, at),
-    suppressed: (address) => storage.suppressions.get(address),
+    suppressed: (r) => checkSuppressed(storage.suppressions, r),
     onSuppressed: (r, s) => scheduler.finish(r, [suppressedRecord(r, s, Date.now())]),
     log: log.child({ role: 'dispatcher' }),
     open: opts.open,
@@ -309,6 +309,17 @@ function listenError(key: string, address: string, err: unknown): GridpostError 
     path: key,
     cause: err,
   });
+}
+
+/**
+ * The suppression of a recipient about to be tried, if any. A recipient that intake (or an
+ * earlier attempt) found clear needs no second look unless the list grew since.
+ */
+function checkSuppressed(list: SuppressionList, r: QueuedRecipient) {
+  if (r.suppressionChecked === list.version) return undefined;
+  const s = list.get(r.address);
+  if (!s) r.suppressionChecked = list.version;
+  return s;
 }
 
 /** A hard bounce suppresses its address (the first reason stays when it already is). */

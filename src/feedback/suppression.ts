@@ -22,7 +22,12 @@ export interface Suppression {
 
 /** The suppression list in the store. */
 export class SuppressionList {
-  private readonly stmt: Record<'get' | 'put' | 'del' | 'page' | 'count', Statement>;
+  private readonly stmt: Record<'get' | 'has' | 'put' | 'del' | 'page' | 'count', Statement>;
+  /**
+   * Bumped whenever an address is added: a recipient checked at this version needs no second
+   * look before its attempt unless the list grew meanwhile (each look is a store read).
+   */
+  version = 0;
 
   constructor(
     private readonly db: Db,
@@ -32,6 +37,7 @@ export class SuppressionList {
       reason TEXT NOT NULL, source TEXT NOT NULL, at INTEGER NOT NULL)`);
     this.stmt = {
       get: db.prepare('SELECT address, reason, source, at FROM suppressions WHERE address = ?'),
+      has: db.prepare('SELECT 1 FROM suppressions WHERE address = ?').pluck(),
       put: db.prepare(`INSERT INTO suppressions (address, reason, source, at) VALUES (?, ?, ?, ?)
         ON CONFLICT (address) DO NOTHING`),
       del: db.prepare('DELETE FROM suppressions WHERE address = ?'),
@@ -44,6 +50,8 @@ export class SuppressionList {
 
   /** The entry of an address, if it is suppressed. */
   get(address: string): Suppression | undefined {
+    // Most addresses are not on the list: a bare existence check first is cheaper.
+    if (this.stmt.has.get(address.toLowerCase()) === undefined) return undefined;
     const row = this.stmt.get.get(address.toLowerCase()) as Row | undefined;
     return row ? toEntry(row) : undefined;
   }
@@ -60,6 +68,7 @@ export class SuppressionList {
         added += this.stmt.put.run(e.address.toLowerCase(), e.reason, e.source, at).changes;
       }
     });
+    this.version++;
     return added;
   }
 
@@ -72,7 +81,7 @@ export class SuppressionList {
   ) {
     this.committer.submitDetached(
       () => this.stmt.put.run(address.toLowerCase(), reason, source, Date.now()),
-      () => undefined,
+      () => this.version++,
       onError,
     );
   }

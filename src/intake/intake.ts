@@ -64,6 +64,8 @@ function isRefused(
 /** Applies intake policy and queues messages. */
 export class Intake {
   private readonly relayNetworks: NetworkSet;
+  /** The suppression list's version at the last check (see SuppressionList.version). */
+  private checkedVersion = -1;
 
   constructor(
     private readonly config: Config,
@@ -120,6 +122,7 @@ export class Intake {
       queue: o.queue,
       ...(o.pool ? { pool: o.pool } : {}),
       maxAgeMs: this.scheduler.queue(o.queue).maxAge,
+      suppressionChecked: this.checkedVersion,
       via: o.via,
       client: { ip: o.client.ip, user: o.client.user, apiKey: o.client.apiKey },
     };
@@ -168,6 +171,7 @@ export class Intake {
    * when every one of them is suppressed.
    */
   private withoutSuppressed(o: Offer): Offer | StorageRefusal {
+    this.checkedVersion = this.suppressions.version;
     const kept = o.recipients.filter((address) => {
       const s = this.suppressions.get(address);
       if (s) this.noteSuppressed(address, s, o.via);

@@ -27,6 +27,8 @@ export interface NewMessage {
   pool?: string;
   /** Milliseconds the queue lets a recipient live. */
   maxAgeMs: number;
+  /** The suppression list's version when intake checked the recipients. */
+  suppressionChecked?: number;
   via: 'smtp' | 'http';
   client: ReceptionRecord['client'];
 }
@@ -44,6 +46,8 @@ export interface QueuedRecipient {
   source?: string;
   /** The site (MX rollup) of the last attempt, for operator actions by site. */
   site?: string;
+  /** The suppression list's version when the address was last found not suppressed. */
+  suppressionChecked?: number;
   sender: string;
   size: number;
   attempts: number;
@@ -113,6 +117,7 @@ export class Spool {
       domain: domainOf(address),
       queue: m.queue,
       ...(m.pool ? { pool: m.pool } : {}),
+      ...(m.suppressionChecked !== undefined ? { suppressionChecked: m.suppressionChecked } : {}),
       sender: m.sender,
       size: m.body.length,
       attempts: 0,
