@@ -20,6 +20,7 @@ import type { Intake } from '../intake/intake.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Recorder } from '../records/recorder.js';
 import type { SuppressionList } from '../feedback/suppression.js';
+import type { UnsubscribeLinks } from '../feedback/unsubscribe.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
@@ -27,6 +28,7 @@ import { classifyRoute } from './routes/classify.js';
 import { eventsRoute } from './routes/events.js';
 import { statsRoute } from './routes/stats.js';
 import { suppressionRoutes } from './routes/suppressions.js';
+import { unsubscribeRoutes } from './routes/unsubscribe.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
 import { policyRoutes, yamlBodyParser } from './routes/policy.js';
@@ -51,6 +53,8 @@ export interface ApiContext {
   controls: Controls;
   /** The suppression list. */
   suppressions: SuppressionList;
+  /** One-click unsubscribe links (RFC 8058). */
+  unsubscribe: UnsubscribeLinks;
 }
 
 /** Builds the API server (not yet listening). */
@@ -91,6 +95,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   eventsRoute(app, ctx);
   statsRoute(app, ctx);
   suppressionRoutes(app, ctx);
+  unsubscribeRoutes(app, ctx);
   metricsRoute(app, ctx);
   policyRoutes(app, ctx);
   trafficRoutes(app, ctx);

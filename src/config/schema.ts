@@ -133,6 +133,15 @@ const records = z.strictObject({
   retention: duration.prefault('30d'),
 });
 
+const feedback = z.strictObject({
+  /**
+   * The public base URL of this engine's HTTP listener (behind a proxy, usually), e.g.
+   * https://mta.example.com. Set, it makes one-click unsubscribe links (RFC 8058) at
+   * <url>/unsubscribe/<token> for the queues and messages that ask for them.
+   */
+  unsubscribeUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
+
 export const configSchema = z.strictObject({
   /** The engine's name in banners, EHLO and Received fields; the system's by default. */
   hostname: z
@@ -152,6 +161,7 @@ export const configSchema = z.strictObject({
   dns: dns.prefault({}),
   spool: spool.prefault({}),
   records: records.prefault({}),
+  feedback: feedback.prefault({}),
   log: z.strictObject({ level: z.string().default('info') }).prefault({}),
 });
 

@@ -27,6 +27,7 @@ import { openStore, storeFile, type Db } from '../spool/store.js';
 import { WalSync } from '../spool/wal-sync.js';
 import { GridpostError } from '../errors/catalogue.js';
 import { SuppressionList } from '../feedback/suppression.js';
+import { UnsubscribeLinks } from '../feedback/unsubscribe.js';
 import { suppressedRecord } from '../records/build.js';
 import { ActionBoard } from '../shaping/actions.js';
 import { PolicyService } from '../shaping/policy-service.js';
@@ -143,7 +144,17 @@ export class Engine {
     const controls = new Controls(policy, actions, scheduler, dispatcher, spool);
     const status = new StatusCount();
     const intakeLog = log.child({ role: 'intake' });
-    const intake = new Intake(config, scheduler, spool, intakeLog, policy, storage.suppressions);
+    const links = new UnsubscribeLinks(config.dataDir, config.feedback.unsubscribeUrl);
+    const lists = { suppressions: storage.suppressions, unsubscribe: links };
+    const intake = new Intake(
+      config,
+      scheduler,
+      spool,
+      intakeLog,
+      policy,
+      storage.suppressions,
+      links,
+    );
     const tls = await loadTls(config.smtp.tls, config.dataDir, config.hostname);
     const smtp = createSmtpIntake(config, intake, tls, log.child({ role: 'smtp-intake' }), (s) =>
       metrics.injectionLatency.observe({ via: 'smtp' }, s),
@@ -163,7 +174,7 @@ export class Engine {
     });
     const keys = loadApiKeys(config);
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
-    const api = await buildApi({ ...ctx, policy, controls, suppressions: storage.suppressions });
+    const api = await buildApi({ ...ctx, policy, controls, ...lists });
     const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
       await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
       throw err;

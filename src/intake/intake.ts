@@ -11,6 +11,7 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 import { newMessageId } from '../spool/ids.js';
 import type { AcceptedMessage, NewMessage, Spool } from '../spool/spool.js';
 import type { Suppression, SuppressionList } from '../feedback/suppression.js';
+import type { UnsubscribeLinks } from '../feedback/unsubscribe.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import { isRefusal, prepareMessage, type IntakeRefusal } from './message.js';
 import { NetworkSet } from './networks.js';
@@ -24,6 +25,8 @@ export interface Offer {
   queue: string;
   /** The egress pool asked for; the queue's pool when absent. */
   pool?: string;
+  /** Add a one-click unsubscribe link; the queue's listUnsubscribe when absent. */
+  listUnsubscribe?: boolean;
   via: 'smtp' | 'http';
   client: { ip?: string; user?: string; apiKey?: string; helo?: string; tls?: boolean };
 }
@@ -74,6 +77,7 @@ export class Intake {
     private readonly log: Logger,
     private readonly policy: PolicyService,
     private readonly suppressions: SuppressionList,
+    private readonly unsubscribe: UnsubscribeLinks,
   ) {
     this.relayNetworks = new NetworkSet(config.smtp.allowedNetworks);
   }
@@ -114,11 +118,12 @@ export class Intake {
       now: new Date(),
     });
     if (isRefusal(body)) return body;
+    const withLink = this.withUnsubscribeLink(body, o, messageId);
     return {
       id: messageId,
       sender: o.sender,
       recipients: o.recipients,
-      body,
+      body: withLink,
       queue: o.queue,
       ...(o.pool ? { pool: o.pool } : {}),
       maxAgeMs: this.scheduler.queue(o.queue).maxAge,
@@ -146,6 +151,21 @@ export class Intake {
       return { reason: 'unknown-pool', code: 550, enhanced: '5.7.1', text };
     }
     return { ...o, raw: fields.raw, queue, ...(fields.pool ? { pool: fields.pool } : {}) };
+  }
+
+  /**
+   * The body with a one-click unsubscribe link for its one recipient, when its queue or the
+   * call asks for one and links are configured; as it was otherwise (also when the message
+   * already has a List-Unsubscribe field: the sender's own link wins).
+   */
+  private withUnsubscribeLink(body: Buffer, o: Offer, messageId: string): Buffer {
+    const wanted = o.listUnsubscribe ?? this.policy.current.queue(o.queue).listUnsubscribe;
+    if (!wanted || !this.unsubscribe.enabled || o.recipients.length !== 1) return body;
+    const end = body.indexOf('\r\n\r\n');
+    const header = body.subarray(0, end < 0 ? body.length : end).toString('latin1');
+    if (/^list-unsubscribe[ \t]*:/im.test(header)) return body;
+    const fields = this.unsubscribe.headerFields(o.recipients[0]!, messageId);
+    return Buffer.concat([Buffer.from(fields), body]);
   }
 
   /** The suppression entry of an address, if it is on the list. */

@@ -51,6 +51,11 @@ export const queueSchema = z.strictObject({
   maxAge: duration.prefault('5d'),
   /** The pool its messages leave from, unless the injection call names another. */
   pool: name.default('default'),
+  /**
+   * Add a one-click unsubscribe link (List-Unsubscribe and List-Unsubscribe-Post, RFC 8058)
+   * to its single-recipient messages that have none; needs feedback.unsubscribeUrl.
+   */
+  listUnsubscribe: z.boolean().default(false),
 });
 
 /** An egress source: one local address to bind, and the name we give in EHLO. */

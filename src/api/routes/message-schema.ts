@@ -16,6 +16,11 @@ export const messageSchema = {
       type: 'string',
       description: "Egress pool; the queue's pool when absent",
     },
+    listUnsubscribe: {
+      type: 'boolean',
+      description:
+        "Add a one-click unsubscribe link (RFC 8058) for a single-recipient message; the queue's setting when absent",
+    },
     envelope: {
       type: 'object',
       additionalProperties: false,
@@ -55,6 +60,7 @@ export const messageBodySchema = {
 export interface ApiMessage {
   queue?: string;
   pool?: string;
+  listUnsubscribe?: boolean;
   envelope?: { from: string; to: string[] };
   raw?: string;
   from?: string;

@@ -99,7 +99,8 @@ async function toOffer(
       path: at,
     });
   }
-  return { sender, recipients, raw, queue, pool: m.pool, via: 'http', client };
+  const listUnsubscribe = m.listUnsubscribe;
+  return { sender, recipients, raw, queue, pool: m.pool, listUnsubscribe, via: 'http', client };
 }
 
 async function contentOf(ctx: ApiContext, m: ApiMessage, at: string) {
