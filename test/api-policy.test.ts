@@ -243,6 +243,8 @@ describe('policy API', () => {
       ['/api/v1/classify', 'post'],
       ['/api/v1/events', 'get'],
       ['/api/v1/stats', 'get'],
+      ['/api/v1/webhooks', 'get'],
+      ['/api/v1/webhooks/{name}', 'put'],
       ['/api/v1/suppressions', 'get'],
       ['/api/v1/suppressions/{address}', 'put'],
       ['/api/v1/suppressions/import', 'post'],

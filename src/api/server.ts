@@ -21,6 +21,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Recorder } from '../records/recorder.js';
 import type { SuppressionList } from '../feedback/suppression.js';
 import type { UnsubscribeLinks } from '../feedback/unsubscribe.js';
+import type { Webhooks } from '../feedback/webhooks.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
@@ -29,6 +30,7 @@ import { eventsRoute } from './routes/events.js';
 import { statsRoute } from './routes/stats.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { unsubscribeRoutes } from './routes/unsubscribe.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
 import { policyRoutes, yamlBodyParser } from './routes/policy.js';
@@ -55,6 +57,8 @@ export interface ApiContext {
   suppressions: SuppressionList;
   /** One-click unsubscribe links (RFC 8058). */
   unsubscribe: UnsubscribeLinks;
+  /** Webhook endpoints and their delivery state. */
+  webhooks: Webhooks;
 }
 
 /** Builds the API server (not yet listening). */
@@ -96,6 +100,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   statsRoute(app, ctx);
   suppressionRoutes(app, ctx);
   unsubscribeRoutes(app, ctx);
+  webhookRoutes(app, ctx);
   metricsRoute(app, ctx);
   policyRoutes(app, ctx);
   trafficRoutes(app, ctx);

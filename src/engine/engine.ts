@@ -28,6 +28,7 @@ import { WalSync } from '../spool/wal-sync.js';
 import { GridpostError } from '../errors/catalogue.js';
 import { SuppressionList } from '../feedback/suppression.js';
 import { UnsubscribeLinks } from '../feedback/unsubscribe.js';
+import { Webhooks } from '../feedback/webhooks.js';
 import { suppressedRecord } from '../records/build.js';
 import { ActionBoard } from '../shaping/actions.js';
 import { PolicyService } from '../shaping/policy-service.js';
@@ -60,6 +61,7 @@ interface Storage {
   policy: PolicyService;
   actions: ActionBoard;
   suppressions: SuppressionList;
+  webhooks: Webhooks;
 }
 
 /** Everything a running engine is made of. */
@@ -171,15 +173,17 @@ export class Engine {
       status.observe(records);
       metrics.observe(records);
       suppressHardBounces(records, storage.suppressions, log);
+      storage.webhooks.poke();
     });
     const keys = loadApiKeys(config);
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
-    const api = await buildApi({ ...ctx, policy, controls, ...lists });
+    const api = await buildApi({ ...ctx, policy, controls, ...lists, webhooks: storage.webhooks });
     const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
       await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
       throw err;
     });
     scheduler.start((r) => dispatcher.enqueue(r));
+    storage.webhooks.start();
     log.info({ ...listening, dataDir: config.dataDir }, 'engine started');
     const apiKeyFile = keys.generatedFile;
     return new Engine({
@@ -210,6 +214,7 @@ export class Engine {
     await p.smtp.close(2000);
     await p.api.close();
     p.scheduler.stop();
+    p.webhooks.stop();
     await p.dispatcher.stop();
     p.committer.flush();
     await p.journal.close();
@@ -223,7 +228,8 @@ export class Engine {
   private prune(): void {
     if (this.stopping) return;
     const before = Date.now() - this.config.records.retention;
-    if (this.recorder.prune(before) > 0) setImmediate(() => this.prune());
+    const keepAfter = this.parts.webhooks.lowestCursor() ?? undefined;
+    if (this.recorder.prune(before, undefined, keepAfter) > 0) setImmediate(() => this.prune());
   }
 }
 
@@ -248,7 +254,19 @@ function openStorage(config: Config, log: Logger): Storage {
   const policy = new PolicyService(db, policyEnvironment(config), config.policy);
   const actions = new ActionBoard(db);
   const suppressions = new SuppressionList(db, committer);
-  return { db, walSync, committer, journal, recorder, spool, policy, actions, suppressions };
+  const webhooks = new Webhooks(db, recorder, log.child({ role: 'webhooks' }));
+  return {
+    db,
+    walSync,
+    committer,
+    journal,
+    recorder,
+    spool,
+    policy,
+    actions,
+    suppressions,
+    webhooks,
+  };
 }
 
 /** What the start-up configuration gives the traffic policy. */

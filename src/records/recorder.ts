@@ -47,7 +47,7 @@ export class Recorder {
       'SELECT seq, json FROM records WHERE recipient = ? ORDER BY seq LIMIT ?',
     );
     this.pruneStmt = db.prepare(
-      'DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE at < ? LIMIT ?)',
+      'DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE at < ? AND seq <= ? LIMIT ?)',
     );
     this.db = db;
     this.stats = new Stats(db);
@@ -126,14 +126,22 @@ export class Recorder {
     return { events, next };
   }
 
+  /** The highest durable, published sequence number (the end of the event cursor). */
+  durableEnd(): number {
+    return this.durableSeq;
+  }
+
   /** Outcome counts per hour, domain, site or category (see Stats). */
   statistics(q: StatsQuery): StatsRow[] {
     return this.stats.query(q);
   }
 
-  /** Deletes up to `batch` records older than `beforeMs`; returns how many went. */
-  prune(beforeMs: number, batch = 10_000): number {
-    return this.pruneStmt.run(beforeMs, batch).changes;
+  /**
+   * Deletes up to `batch` records older than `beforeMs` and not above `keepAfter` (the lowest
+   * webhook cursor: records an endpoint has not received yet stay); returns how many went.
+   */
+  prune(beforeMs: number, batch = 10_000, keepAfter = Number.MAX_SAFE_INTEGER): number {
+    return this.pruneStmt.run(beforeMs, keepAfter, batch).changes;
   }
 }
 
