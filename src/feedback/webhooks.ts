@@ -65,6 +65,8 @@ export class Webhooks {
   private readonly runners = new Map<string, Runner>();
   private readonly stmt: Record<'all' | 'put' | 'del' | 'cursor', Statement>;
   private stopped = false;
+  /** Aborts the POSTs under way at stop(): the store closes right after. */
+  private readonly aborter = new AbortController();
 
   constructor(
     db: Db,
@@ -90,9 +92,13 @@ export class Webhooks {
     for (const row of this.stmt.all.all() as Row[]) this.run(fromRow(row), row.secret, row.cursor);
   }
 
-  /** Stops every sender (a POST under way finishes; its cursor is saved if it succeeds). */
+  /**
+   * Stops every sender. A POST under way is aborted and its batch sent again after the next
+   * start (the receiver may then see it twice: it dedupes by seq).
+   */
   stop(): void {
     this.stopped = true;
+    this.aborter.abort();
     for (const r of this.runners.values()) if (r.timer) clearTimeout(r.timer);
   }
 
@@ -190,6 +196,7 @@ export class Webhooks {
     r.sending = true;
     const error = await this.post(r, JSON.stringify({ endpoint: e.name, events }));
     r.sending = false;
+    if (this.stopped) return;
     if (error) return this.failed(r, error);
     r.delivered += events.length;
     r.failures = 0;
@@ -225,7 +232,7 @@ export class Webhooks {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-gridpost-signature': `t=${t},v1=${mac}` },
         body,
-        signal: AbortSignal.timeout(POST_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(POST_TIMEOUT_MS), this.aborter.signal]),
       });
       await res.arrayBuffer().catch(() => undefined);
       return res.ok ? null : `HTTP ${res.status}`;
