@@ -22,6 +22,7 @@ import type { Recorder } from '../records/recorder.js';
 import type { SuppressionList } from '../feedback/suppression.js';
 import type { UnsubscribeLinks } from '../feedback/unsubscribe.js';
 import type { Webhooks } from '../feedback/webhooks.js';
+import type { FeedbackRules } from '../feedback/rules.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import type { Spool } from '../spool/spool.js';
 import { authenticate } from './auth.js';
@@ -59,6 +60,8 @@ export interface ApiContext {
   unsubscribe: UnsubscribeLinks;
   /** Webhook endpoints and their delivery state. */
   webhooks: Webhooks;
+  /** Feedback rules (the tags they set). */
+  feedbackRules: FeedbackRules;
 }
 
 /** Builds the API server (not yet listening). */

@@ -135,6 +135,8 @@ function formatRecord(r: StoredRecord): string {
       return `${head} ${r.reason} ${reply(r.reply)}`;
     case 'Expiration':
       return `${head} ${r.recipientId} <${r.recipient}> attempts=${r.attempts} ${reply(r.reply)}`;
+    case 'RuleTriggered':
+      return `${head} <${r.recipient}> rule ${r.rule}: ${r.action}${r.tag ? ` ${r.tag}` : ''} after ${r.count}`;
     case 'Suppressed': {
       const why = `${r.suppression.reason} since ${r.suppression.since}`;
       return `${head} ${r.recipientId ?? '-'} <${r.recipient}> ${r.stage}: suppressed (${why})`;

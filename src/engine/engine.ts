@@ -29,6 +29,7 @@ import { GridpostError } from '../errors/catalogue.js';
 import { SuppressionList } from '../feedback/suppression.js';
 import { UnsubscribeLinks } from '../feedback/unsubscribe.js';
 import { Webhooks } from '../feedback/webhooks.js';
+import { FeedbackRules } from '../feedback/rules.js';
 import { suppressedRecord } from '../records/build.js';
 import { ActionBoard } from '../shaping/actions.js';
 import { PolicyService } from '../shaping/policy-service.js';
@@ -62,6 +63,7 @@ interface Storage {
   actions: ActionBoard;
   suppressions: SuppressionList;
   webhooks: Webhooks;
+  feedbackRules: FeedbackRules;
 }
 
 /** Everything a running engine is made of. */
@@ -173,11 +175,13 @@ export class Engine {
       status.observe(records);
       metrics.observe(records);
       suppressHardBounces(records, storage.suppressions, log);
+      storage.feedbackRules.observe(records);
       storage.webhooks.poke();
     });
     const keys = loadApiKeys(config);
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
-    const api = await buildApi({ ...ctx, policy, controls, ...lists, webhooks: storage.webhooks });
+    const { webhooks, feedbackRules } = storage;
+    const api = await buildApi({ ...ctx, policy, controls, ...lists, webhooks, feedbackRules });
     const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
       await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
       throw err;
@@ -255,6 +259,14 @@ function openStorage(config: Config, log: Logger): Storage {
   const actions = new ActionBoard(db);
   const suppressions = new SuppressionList(db, committer);
   const webhooks = new Webhooks(db, recorder, log.child({ role: 'webhooks' }));
+  const feedbackRules = new FeedbackRules(
+    db,
+    committer,
+    recorder,
+    suppressions,
+    () => policy.current.doc.feedbackRules,
+    log.child({ role: 'feedback-rules' }),
+  );
   return {
     db,
     walSync,
@@ -266,6 +278,7 @@ function openStorage(config: Config, log: Logger): Storage {
     actions,
     suppressions,
     webhooks,
+    feedbackRules,
   };
 }
 

@@ -8,7 +8,14 @@ import type { Statement } from 'better-sqlite3';
 import type { Committer } from '../spool/committer.js';
 import type { Db } from '../spool/store.js';
 
-export const SUPPRESSION_REASONS = ['hard-bounce', 'complaint', 'unsubscribe', 'manual'] as const;
+export const SUPPRESSION_REASONS = [
+  'hard-bounce',
+  'complaint',
+  'unsubscribe',
+  'inactive',
+  'rule',
+  'manual',
+] as const;
 export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
 
 /** One suppressed address. */

@@ -13,7 +13,8 @@ export type RecordType =
   | 'Expiration'
   | 'Rejected'
   | 'AdminAction'
-  | 'Suppressed';
+  | 'Suppressed'
+  | 'RuleTriggered';
 
 /** Fields every record has. `at` is ISO-8601 UTC. */
 interface RecordBase {
@@ -124,13 +125,27 @@ export interface SuppressedRecord extends RecordBase {
   via?: 'smtp' | 'http';
 }
 
+/** A feedback rule acted on an address (it had `count` matching records within the window). */
+export interface RuleTriggeredRecord extends RecordBase {
+  type: 'RuleTriggered';
+  rule: string;
+  recipient: string;
+  domain: string;
+  action: 'suppress' | 'tag' | 'event';
+  count: number;
+  tag?: string;
+  /** The record whose arrival triggered the rule. */
+  triggeredBy: { seq: number; type: string };
+}
+
 export type GridpostRecord =
   | ReceptionRecord
   | AttemptRecord
   | ExpirationRecord
   | RejectedRecord
   | AdminActionRecord
-  | SuppressedRecord;
+  | SuppressedRecord
+  | RuleTriggeredRecord;
 
 /** A record as stored, with its position in the store (a cursor for later consumers). */
 export type StoredRecord = GridpostRecord & { seq: number };

@@ -203,6 +203,37 @@ export const bounceRuleSchema = z
     message: 'a bounce rule needs enhanced or text',
   });
 
+/**
+ * A feedback rule: when an address has had `count` records that match `when` within
+ * `within`, act once (for that window): suppress it, tag it, or write a RuleTriggered record
+ * (which webhooks and the event cursor carry to the installation).
+ */
+export const feedbackRuleSchema = z
+  .strictObject({
+    when: z.strictObject({
+      types: z
+        .array(z.enum(['TransientFailure', 'Bounce', 'Expiration', 'Suppressed']))
+        .min(1)
+        .optional(),
+      category: z.array(z.enum(CATEGORIES)).min(1).optional(),
+      class: z
+        .array(z.enum(['hard', 'soft', 'block', 'admin', 'undetermined']))
+        .min(1)
+        .optional(),
+    }),
+    count: z.number().int().min(1).max(1000).default(1),
+    within: duration.prefault('30d'),
+    action: z.enum(['suppress', 'tag', 'event']),
+    /** For suppress: the reason the suppression list shows. */
+    reason: z.enum(['inactive', 'rule', 'complaint', 'unsubscribe']).default('rule'),
+    /** For tag: the tag. */
+    tag: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_.:-]{0,63}$/i)
+      .optional(),
+  })
+  .refine((r) => r.action !== 'tag' || r.tag, { message: 'a tag rule needs tag', path: ['tag'] });
+
 export const policySchema = z.strictObject({
   queues: z.record(name, queueSchema).default({}),
   sources: z.record(name, sourceSchema).default({}),
@@ -212,6 +243,8 @@ export const policySchema = z.strictObject({
   responseRules: z.record(name, responseRuleSchema).default({}),
   /** Bounce classification rules of this installation, before the shipped ones. */
   bounceRules: z.record(name, bounceRuleSchema).default({}),
+  /** Rules on the feedback of an address that act on the installation. */
+  feedbackRules: z.record(name, feedbackRuleSchema).default({}),
   /**
    * Whether the built-in providers, shaping rules and response rules (for Google, Microsoft,
    * Yahoo and other large receivers) are added under the ones of this document.
@@ -228,6 +261,7 @@ export type ShapingRule = z.output<typeof shapingRuleSchema>;
 export type ResponseRule = z.output<typeof responseRuleSchema>;
 export type ShapingSettings = z.output<typeof settingsSchema>;
 export type BackoffSettings = z.output<typeof backoffSchema>;
+export type FeedbackRule = z.output<typeof feedbackRuleSchema>;
 
 /** The sections of the document that hold named entries. */
 export const SECTIONS = [
@@ -238,6 +272,7 @@ export const SECTIONS = [
   'shaping',
   'responseRules',
   'bounceRules',
+  'feedbackRules',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
 

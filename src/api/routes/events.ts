@@ -18,6 +18,7 @@ const TYPES = [
   'Rejected',
   'AdminAction',
   'Suppressed',
+  'RuleTriggered',
 ];
 
 interface Query {

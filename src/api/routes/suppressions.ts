@@ -65,6 +65,31 @@ export function suppressionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }),
   );
   app.get<{ Params: { address: string } }>(
+    '/api/v1/addresses/:address',
+    {
+      schema: {
+        summary: 'What the engine holds about an address: its suppression and its tags',
+        params: addressParams,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              address: { type: 'string' },
+              suppression: { ...entry, nullable: true },
+              tags: { type: 'array', items: { type: 'string' } },
+            },
+          },
+          ...errors,
+        },
+      },
+    },
+    (req) => {
+      const address = req.params.address.toLowerCase();
+      const suppression = list.get(address) ?? null;
+      return { address, suppression, tags: ctx.feedbackRules.tagsOf(address) };
+    },
+  );
+  app.get<{ Params: { address: string } }>(
     '/api/v1/suppressions/:address',
     {
       schema: {
