@@ -64,6 +64,8 @@ interface Storage {
   suppressions: SuppressionList;
   webhooks: Webhooks;
   feedbackRules: FeedbackRules;
+  /** closing is set when shutdown begins: publish listeners then write nothing more. */
+  life: { closing: boolean };
 }
 
 /** Everything a running engine is made of. */
@@ -174,6 +176,8 @@ export class Engine {
     recorder.onPublish((records) => {
       status.observe(records);
       metrics.observe(records);
+      // Once shutdown has flushed the committer, new writes would find the store closed.
+      if (storage.life.closing) return;
       suppressHardBounces(records, storage.suppressions, log);
       storage.feedbackRules.observe(records);
       storage.webhooks.poke();
@@ -218,6 +222,7 @@ export class Engine {
     await p.smtp.close(2000);
     await p.api.close();
     p.scheduler.stop();
+    p.life.closing = true;
     p.webhooks.stop();
     await p.dispatcher.stop();
     p.committer.flush();
@@ -279,6 +284,7 @@ function openStorage(config: Config, log: Logger): Storage {
     suppressions,
     webhooks,
     feedbackRules,
+    life: { closing: false },
   };
 }
 
