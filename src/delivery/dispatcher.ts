@@ -27,7 +27,7 @@ import { TriggerCounter, type ActionBoard, type ActiveAction } from '../shaping/
 import type { CompiledResponseRule, Policy } from '../shaping/policy.js';
 import type { PolicyService } from '../shaping/policy-service.js';
 import type { QueuedRecipient } from '../spool/spool.js';
-import { chooseSource } from './egress.js';
+import { chooseSource, poolOf } from './egress.js';
 import { ReadyQueue, pathKey } from './ready-queue.js';
 import { formatReply, isRemote, localReply, replyClass, type SmtpReply } from './reply.js';
 import type { Hop, Router } from './route.js';
@@ -238,7 +238,7 @@ export class Dispatcher {
     const until = disabled.length ? Math.min(...disabled.map((a) => a.until)) : now + 60_000;
     const text =
       reason === 'empty'
-        ? `pool of ${r.queue} has no usable source`
+        ? `pool ${poolOf(this.policy, r)} has no usable source`
         : `every source of the pool is disabled for ${site.name} until ${iso(until)}`;
     const reply = localReply(451, '4.4.5', text);
     this.report(r, reply, { stage: 'egress', site: site.name }, until + this.spread());

@@ -10,8 +10,7 @@ import type { QueuedRecipient } from '../spool/spool.js';
 
 /** The choice for one recipient: a source, or why none is usable now. */
 export type SourceChoice =
-  | { ok: true; source: string; pool: string }
-  | { ok: false; pool: string; reason: 'unusable' | 'empty' };
+  { ok: true; source: string } | { ok: false; reason: 'unusable' | 'empty' };
 
 /** The pool a recipient uses. */
 export function poolOf(policy: Policy, r: QueuedRecipient): string {
@@ -25,20 +24,19 @@ export function chooseSource(
   r: QueuedRecipient,
   usable: (source: string) => boolean,
 ): SourceChoice {
-  const poolName = poolOf(policy, r);
-  const pool = policy.pool(poolName)!;
+  const pool = policy.pool(poolOf(policy, r))!;
   const members = Object.entries(pool.sources).filter(([s]) => policy.source(s));
-  if (members.length === 0) return { ok: false, pool: poolName, reason: 'empty' };
+  if (members.length === 0) return { ok: false, reason: 'empty' };
   const open = members.filter(([s]) => usable(s));
-  if (open.length === 0) return { ok: false, pool: poolName, reason: 'unusable' };
+  if (open.length === 0) return { ok: false, reason: 'unusable' };
   const last = r.source;
   if (last && !pool.rotateOnRetry && open.some(([s]) => s === last)) {
-    return { ok: true, source: last, pool: poolName };
+    return { ok: true, source: last };
   }
   // Rotating: a retry prefers another source than the one that just failed.
   const others = last && r.attempts > 0 ? open.filter(([s]) => s !== last) : open;
   const choice = weighted(others.length ? others : open, `${r.messageId}/${r.attempts}`);
-  return { ok: true, source: choice, pool: poolName };
+  return { ok: true, source: choice };
 }
 
 function weighted(members: [string, number][], key: string): string {

@@ -99,11 +99,6 @@ export class SiteResolver {
     return [...(this.domainsOf.get(site) ?? [])];
   }
 
-  /** A site by name, if seen. */
-  site(name: string): Site | undefined {
-    return this.sites.get(name);
-  }
-
   /** Every site seen. */
   allSites(): Site[] {
     return [...this.sites.values()];

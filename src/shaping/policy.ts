@@ -157,10 +157,6 @@ export class Policy {
     return this.poolMap.get(name);
   }
 
-  poolNames(): string[] {
-    return [...this.poolMap.keys()];
-  }
-
   /** The provider whose patterns match one of these MX host names, or null. */
   providerOf(mxHosts: string[]): string | null {
     for (const p of this.providerPatterns) {
@@ -228,11 +224,6 @@ export class Policy {
       return r;
     }
     return null;
-  }
-
-  /** Every response rule, document first, with its origin. */
-  responseRules(): CompiledResponseRule[] {
-    return this.responses;
   }
 }
 

@@ -299,16 +299,11 @@ export class Spool {
     return rows.map((row) => toQueued(row, this.now()));
   }
 
-  /** Resolves once every write submitted before it is committed. */
-  async barrier(): Promise<void> {
-    await this.committer.submit(() => undefined);
-  }
-
   /** Makes every waiting recipient that matches `f` due now; returns how many. */
   retryNow(f: RecipientFilter, now: number): number {
-    const { where, args } = filterSql(f);
+    const { where, args } = filterSql(f, '');
     const sql = `UPDATE recipients SET next_attempt_at = ? WHERE leased = 0
-      AND next_attempt_at > ? ${where.replace(/\br\./g, '')}`;
+      AND next_attempt_at > ? ${where}`;
     return this.db.prepare(sql).run(now, now, ...args).changes;
   }
 
@@ -375,31 +370,30 @@ export interface RecipientFilter {
   siteDomains?: string[];
   messageId?: string;
   recipientId?: string;
-  pool?: string;
   /** Only recipients whose id sorts after this one (keyset paging through a large set). */
   afterId?: string;
 }
 
-function filterSql(f: RecipientFilter): { where: string; args: unknown[] } {
+/** The filter as SQL conditions on recipients named `alias` ("r." in a join, "" alone). */
+function filterSql(f: RecipientFilter, alias = 'r.'): { where: string; args: unknown[] } {
   const parts: string[] = [];
   const args: unknown[] = [];
   const add = (sql: string, value: unknown): void => {
     parts.push(sql);
     args.push(value);
   };
-  if (f.queue !== undefined) add('r.queue = ?', f.queue);
-  if (f.messageId !== undefined) add('r.message_id = ?', f.messageId);
-  if (f.recipientId !== undefined) add('r.id = ?', f.recipientId);
-  if (f.pool !== undefined) add("COALESCE(r.pool, '') = ?", f.pool);
-  if (f.afterId !== undefined) add('r.id > ?', f.afterId);
+  if (f.queue !== undefined) add(`${alias}queue = ?`, f.queue);
+  if (f.messageId !== undefined) add(`${alias}message_id = ?`, f.messageId);
+  if (f.recipientId !== undefined) add(`${alias}id = ?`, f.recipientId);
+  if (f.afterId !== undefined) add(`${alias}id > ?`, f.afterId);
   if (f.domains !== undefined) {
-    parts.push(`r.domain IN (${f.domains.map(() => '?').join(',') || "''"})`);
+    parts.push(`${alias}domain IN (${f.domains.map(() => '?').join(',') || "''"})`);
     args.push(...f.domains);
   }
   if (f.site !== undefined) {
     const known = f.siteDomains ?? [];
-    const inKnown = known.length ? ` OR r.domain IN (${known.map(() => '?').join(',')})` : '';
-    parts.push(`(r.site = ?${inKnown})`);
+    const inKnown = known.length ? ` OR ${alias}domain IN (${known.map(() => '?').join(',')})` : '';
+    parts.push(`(${alias}site = ?${inKnown})`);
     args.push(f.site, ...known);
   }
   return { where: parts.map((p) => `AND ${p}`).join(' '), args };
