@@ -9,7 +9,8 @@
  *   shaping  the same engine with traffic shaping at work: two egress sources on loopback in
  *            a pool, their connections limited, message and connection rates throttled
  *            (set above what the load reaches, so the cost is measured, not the limit), the
- *            built-in and a custom response rule matched against every reply;
+ *            built-in and a custom response rule matched against every reply, and signed
+ *            return paths (VERP, bounces.domain): one HMAC and one transaction per recipient;
  *   postfix  a private Postfix instance (stock process limits and durability) with a relayhost.
  *
  *   node dist/bench/bench.js [--messages 20000] [--size 5120] [--sessions 20] [--skip-postfix]
@@ -274,6 +275,7 @@ async function benchEngine(
     // Stock delivery, queue and spool settings, except the sinks' port; fsync on every commit.
     delivery: { port: world.smtpPort },
     policy: shaping ? SHAPING_POLICY : { queues: { default: {} } },
+    ...(shaping ? { bounces: { domain: 'bounces.engine.bench' } } : {}),
     spool: { sync: 'full' },
     log: { level: 'warn' },
   });

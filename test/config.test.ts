@@ -35,6 +35,12 @@ describe('configuration', () => {
       'smtp.allowedNetworks.0',
       /network/,
     ],
+    [
+      'a bounce listener without a domain',
+      { bounces: { listen: '0.0.0.0:25' } },
+      'bounces.domain',
+      /needs bounces\.domain/,
+    ],
   ];
   for (const [name, raw, path, message] of bad) {
     it(`refuses ${name}, naming ${path}`, () => {
@@ -78,5 +84,6 @@ describe('docs/configuration.md', () => {
     const c = validateConfig(parse(example), 'docs/configuration.md');
     assert.equal(c.delivery.routes[0]?.domain, 'partner.example');
     assert.equal(c.spool.commitWindow, 0);
+    assert.equal(c.bounces.domain, 'bounces.example.com');
   });
 });

@@ -239,3 +239,96 @@ describe('smtp-sink as a fast receiver', needs(['smtp-sink', 'smtp-source']), ()
     assert.equal(sink!.count, 1000);
   });
 });
+
+describe(
+  'Postfix bouncing later to the bounce listener',
+  needs(['postfix', 'postconf', 'swaks'], true),
+  () => {
+    const PF_IP = '127.0.3.3';
+    const BOUNCE_DOMAIN = 'bounces.engine.test';
+    let postfix: PrivatePostfix | undefined;
+    let tb: TestEngine;
+
+    before(async () => {
+      assertTools(['postfix', 'postconf', 'swaks'], true);
+      tb = await startEngine(world, { bounces: { domain: BOUNCE_DOMAIN, listen: '127.0.0.1:0' } });
+      const listener = tb.engine.listening.bounces!;
+      postfix = await PrivatePostfix.start({
+        listen: `${PF_IP}:${world.smtpPort}`,
+        hostname: 'mx.pfbounce.test',
+        mailboxes: { domain: 'pfbounce.test', users: ['alice'] },
+        params: {
+          // Take mail for unknown users, then bounce it: the asynchronous bounce under test.
+          smtpd_reject_unlisted_recipient: 'no',
+          // Postfix's DSNs to our return paths go to the listener (there is no DNS for Postfix).
+          transport_maps: `inline:{ ${BOUNCE_DOMAIN}=smtp:[127.0.0.1]:${listener.port} }`,
+        },
+      });
+      pointMx('pfbounce.test', PF_IP);
+    });
+    after(async () => {
+      await postfix?.stop();
+      await tb?.stop();
+    });
+
+    it('maps the DSN Postfix sends days later (here: at once) to the recipient', async () => {
+      const to = 'nobody@pfbounce.test';
+      await injectSmtp(tb.smtpPort, FROM, [to], simpleMessage(FROM, to));
+      const delivery = await waitForRecord(tb, to, 'Delivery');
+      assert.equal(delivery.mxIp, PF_IP);
+      const bounce = await waitForRecord(tb, to, 'AsyncBounce', 20_000);
+      assert.equal(bounce.recipientId, delivery.recipientId);
+      assert.equal(bounce.format, 'rfc3464');
+      assert.equal(bounce.status, '5.1.1');
+      assert.equal(bounce.reportingMta, 'mx.pfbounce.test');
+      assert.match(bounce.diagnostic ?? '', /unknown user/);
+      assert.deepEqual([bounce.bounce.category, bounce.bounce.class], ['bad-mailbox', 'hard']);
+      const again = await injectSmtp(tb.smtpPort, FROM, [to], simpleMessage(FROM, to));
+      assert.equal(again.rcptReplies[0]?.code, 550, 'suppressed after the async bounce');
+    });
+
+    it('takes an ARF report from swaks at the feedback-loop mailbox', async () => {
+      const rx = await world.addProvider(['fbl.test']);
+      const to = 'reader@fbl.test';
+      await injectSmtp(tb.smtpPort, FROM, [to], simpleMessage(FROM, to));
+      await waitForRecord(tb, to, 'Delivery');
+      const sent = await messageFor(rx, to);
+      const report = [
+        'From: fbl@isp.test',
+        `To: fbl@${BOUNCE_DOMAIN}`,
+        'Subject: FW: complaint',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="arf"',
+        '',
+        '--arf',
+        'Content-Type: text/plain',
+        '',
+        'A user reported this message as spam.',
+        '--arf',
+        'Content-Type: message/feedback-report',
+        '',
+        'Feedback-Type: abuse',
+        'User-Agent: isp-fbl/2.1',
+        'Version: 1',
+        '',
+        '--arf',
+        'Content-Type: message/rfc822',
+        '',
+        `Return-Path: <${sent.from}>`,
+        sent.data.toString(),
+        '--arf--',
+        '',
+      ].join('\r\n');
+      const base = ['--server', `127.0.0.1:${tb.engine.listening.bounces!.port}`];
+      const args = [...base, '--from', 'fbl@isp.test', '--to', `fbl@${BOUNCE_DOMAIN}`];
+      const res = await runPeer('swaks', [...args, '--data', '-'], {
+        timeoutMs: RUN_TIMEOUT_MS,
+        input: report,
+      });
+      assert.equal(res.code, 0, res.stdout + res.stderr);
+      const c = await waitForRecord(tb, to, 'Complaint');
+      assert.equal(c.feedbackType, 'abuse');
+      assert.equal(c.matchedBy, 'quoted-return-path');
+    });
+  },
+);

@@ -145,6 +145,13 @@ function formatRecord(r: StoredRecord): string {
       const to = r.to ? ` to=${[r.to.queue, r.to.pool].filter(Boolean).join('/')}` : '';
       return `${head} ${r.recipientId} <${r.recipient}> ${r.action}${to} "${r.reason}"`;
     }
+    case 'AsyncBounce': {
+      const status = [r.status, r.diagnostic].filter(Boolean).join(' ');
+      const cls = `${r.bounce.category}/${r.bounce.class}`;
+      return `${head} ${r.recipientId} <${r.recipient}> ${r.action} (${r.format}, ${cls}) "${status}"`;
+    }
+    case 'Complaint':
+      return `${head} ${r.recipientId} <${r.recipient}> ${r.feedbackType} by ${r.reportedBy ?? '-'}`;
     default: {
       const where = r.mxHost ? ` mx=${r.mxHost}[${r.mxIp}]` : '';
       const via = r.source ? ` source=${r.source}` : '';

@@ -10,6 +10,7 @@ import { Engine } from '../engine/engine.js';
 import { GridpostError } from '../errors/catalogue.js';
 import { ApiError, apiGet, type ClientOptions } from './client.js';
 import { formatStatus, formatTrace } from './format.js';
+import { bounceCommands } from './bounce.js';
 import { classifyCommand } from './classify.js';
 import { suppressCommands } from './suppress.js';
 import { policyCommands } from './policy.js';
@@ -53,6 +54,7 @@ recipientCommands(program, clientOptions);
 policyCommands(program, clientOptions);
 classifyCommand(program, clientOptions);
 suppressCommands(program, clientOptions);
+bounceCommands(program);
 
 // A bad policy in the configuration stops start-up like any other configuration error (78);
 // from `policy apply` it is an ordinary failure (1).

@@ -142,6 +142,34 @@ const feedback = z.strictObject({
   unsubscribeUrl: z.url({ protocol: /^https?$/ }).optional(),
 });
 
+/**
+ * Asynchronous bounces and complaints. With a domain set, every outgoing recipient gets its own
+ * signed return path at it (VERP), so a DSN or a complaint that comes back days later maps to
+ * the exact recipient and message; the bounce listener takes that mail.
+ */
+const bounces = z.strictObject({
+  /** The return-path domain (its MX points at the bounce listener), e.g. bounces.example.com. */
+  domain: domain.optional(),
+  /** More domains the listener takes mail for (return paths of earlier configurations). */
+  alsoAccept: z.array(domain).default([]),
+  /** Where the bounce listener takes SMTP (port 25 of a public address, usually). */
+  listen: hostPort.optional(),
+  /**
+   * Local parts the listener accepts without a token, at its domains: feedback-loop and
+   * postmaster addresses whose reports carry the token inside the returned message.
+   */
+  mailboxes: z
+    .array(z.string().regex(/^[^@\s]+$/, 'expected a local part'))
+    .default(['fbl', 'abuse', 'postmaster']),
+  /** Largest report accepted, in bytes; reports quote the original, rarely more. */
+  maxMessageSize: z
+    .number()
+    .int()
+    .positive()
+    .default(10 * 1024 * 1024),
+  maxClients: z.number().int().min(1).default(200),
+});
+
 export const configSchema = z.strictObject({
   /** The engine's name in banners, EHLO and Received fields; the system's by default. */
   hostname: z
@@ -162,6 +190,10 @@ export const configSchema = z.strictObject({
   spool: spool.prefault({}),
   records: records.prefault({}),
   feedback: feedback.prefault({}),
+  bounces: bounces.prefault({}).refine((b) => !b.listen || b.domain || b.alsoAccept.length > 0, {
+    message: 'bounces.listen needs bounces.domain (or alsoAccept) to know what mail to take',
+    path: ['domain'],
+  }),
   log: z.strictObject({ level: z.string().default('info') }).prefault({}),
 });
 

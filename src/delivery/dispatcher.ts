@@ -59,6 +59,11 @@ export interface DispatcherOptions {
    */
   suppressed?: (r: QueuedRecipient) => Suppression | undefined;
   onSuppressed?: (r: QueuedRecipient, s: Suppression) => void;
+  /**
+   * The signed return path (VERP) of a recipient, when bounces.domain is set. Each recipient
+   * then has its own envelope sender, so each goes in a transaction of its own.
+   */
+  returnPath?: (r: QueuedRecipient) => string;
   /** Gives an untried recipient back to the store until `at` (paused, ready queue full). */
   onRelease: (r: QueuedRecipient, at: number) => void;
   log: Logger;
@@ -429,7 +434,8 @@ export class Dispatcher {
         await sleep(wait);
         continue;
       }
-      const batch = q.take(transactionLimit(limits), this.now(), this.weight, this.opts.onExpired);
+      const max = this.opts.returnPath ? 1 : transactionLimit(limits);
+      const batch = q.take(max, this.now(), this.weight, this.opts.onExpired);
       if (batch.length === 0) {
         if (!(await q.waitForWork(limits.idleTimeout))) return;
         continue;
@@ -468,10 +474,13 @@ export class Dispatcher {
       this.opts.log.warn({ messageId: first.messageId }, 'message body missing; skipped');
       return null;
     }
+    // The null sender <> (a DSN we relay) stays null: nothing may bounce back to a bounce.
+    const returnPath = this.opts.returnPath;
+    const from = returnPath && first.sender !== '' ? returnPath(first) : first.sender;
     const envelope = {
-      from: first.sender,
+      from,
       recipients: batch.map((r) => r.address),
-      smtputf8: batch.some((r) => !isAscii(r.address)) || !isAscii(first.sender),
+      smtputf8: batch.some((r) => !isAscii(r.address)) || !isAscii(from),
     };
     const startedAt = this.now();
     const result = await s.send(envelope, body);

@@ -30,6 +30,9 @@ import { SuppressionList } from '../feedback/suppression.js';
 import { UnsubscribeLinks } from '../feedback/unsubscribe.js';
 import { Webhooks } from '../feedback/webhooks.js';
 import { FeedbackRules } from '../feedback/rules.js';
+import { createReportListener } from '../feedback/report-listener.js';
+import { Reports, type ReportOutcome } from '../feedback/reports.js';
+import { ReturnPaths } from '../bounces/return-path.js';
 import { suppressedRecord } from '../records/build.js';
 import { ActionBoard } from '../shaping/actions.js';
 import { PolicyService } from '../shaping/policy-service.js';
@@ -49,6 +52,8 @@ export interface EngineOptions {
 export interface Listening {
   smtp: { host: string; port: number };
   http: { host: string; port: number };
+  /** The bounce listener, when bounces.listen is set. */
+  bounces?: { host: string; port: number };
 }
 
 /** The store and what writes to it. */
@@ -64,6 +69,7 @@ interface Storage {
   suppressions: SuppressionList;
   webhooks: Webhooks;
   feedbackRules: FeedbackRules;
+  returnPaths: ReturnPaths;
   /** closing is set when shutdown begins: publish listeners then write nothing more. */
   life: { closing: boolean };
 }
@@ -78,6 +84,7 @@ interface Parts extends Storage {
   status: StatusCount;
   metrics: Metrics;
   smtp: IntakeServer;
+  reportListener: IntakeServer | null;
   api: FastifyInstance;
   listening: Listening;
   apiKeyFile?: string;
@@ -165,6 +172,22 @@ export class Engine {
     const smtp = createSmtpIntake(config, intake, tls, log.child({ role: 'smtp-intake' }), (s) =>
       metrics.injectionLatency.observe({ via: 'smtp' }, s),
     );
+    const reports = new Reports(
+      recorder,
+      storage.committer,
+      storage.returnPaths,
+      () => policy.current.classifier,
+    );
+    const reportListener = config.bounces.listen
+      ? createReportListener(
+          config,
+          storage.returnPaths,
+          reports,
+          tls,
+          log.child({ role: 'bounce-listener' }),
+          (o: ReportOutcome) => metrics.observeReport(o),
+        )
+      : null;
     const metrics = new Metrics({
       queueSizes: () => spool.queueSizes(),
       outboundConnections: () => dispatcher.openSessions,
@@ -178,7 +201,7 @@ export class Engine {
       metrics.observe(records);
       // Once shutdown has flushed the committer, new writes would find the store closed.
       if (storage.life.closing) return;
-      suppressHardBounces(records, storage.suppressions, log);
+      suppressFromOutcomes(records, storage.suppressions, log);
       storage.feedbackRules.observe(records);
       storage.webhooks.poke();
     });
@@ -186,10 +209,17 @@ export class Engine {
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
     const { webhooks, feedbackRules } = storage;
     const api = await buildApi({ ...ctx, policy, controls, ...lists, webhooks, feedbackRules });
-    const listening = await listenAll(config, smtp, api).catch(async (err: unknown) => {
-      await Promise.all([smtp.close(0), api.close(), dispatcher.stop()]);
-      throw err;
-    });
+    const listening = await listenAll(config, smtp, reportListener, api).catch(
+      async (err: unknown) => {
+        await Promise.all([
+          smtp.close(0),
+          reportListener?.close(0),
+          api.close(),
+          dispatcher.stop(),
+        ]);
+        throw err;
+      },
+    );
     scheduler.start((r) => dispatcher.enqueue(r));
     storage.webhooks.start();
     log.info({ ...listening, dataDir: config.dataDir }, 'engine started');
@@ -204,6 +234,7 @@ export class Engine {
       status,
       metrics,
       smtp,
+      reportListener,
       api,
       listening,
       apiKeyFile,
@@ -219,7 +250,7 @@ export class Engine {
   private async shutdown(): Promise<void> {
     const p = this.parts;
     clearInterval(this.pruneTimer);
-    await p.smtp.close(2000);
+    await Promise.all([p.smtp.close(2000), p.reportListener?.close(2000)]);
     await p.api.close();
     p.scheduler.stop();
     p.life.closing = true;
@@ -284,6 +315,7 @@ function openStorage(config: Config, log: Logger): Storage {
     suppressions,
     webhooks,
     feedbackRules,
+    returnPaths: new ReturnPaths(config.dataDir, config.bounces.domain, config.bounces.alsoAccept),
     life: { closing: false },
   };
 }
@@ -328,6 +360,9 @@ function buildDispatcher(
     onRelease: (r, at) => scheduler.release(r, at),
     suppressed: (r) => checkSuppressed(storage.suppressions, r),
     onSuppressed: (r, s) => scheduler.finish(r, [suppressedRecord(r, s, Date.now())]),
+    ...(storage.returnPaths.enabled
+      ? { returnPath: (r: QueuedRecipient) => storage.returnPaths.forRecipient(r.id) }
+      : {}),
     log: log.child({ role: 'dispatcher' }),
     open: opts.open,
   });
@@ -336,6 +371,7 @@ function buildDispatcher(
 async function listenAll(
   config: Config,
   smtp: IntakeServer,
+  reportListener: IntakeServer | null,
   api: FastifyInstance,
 ): Promise<Listening> {
   const [smtpHost, smtpPort] = splitHostPort(config.smtp.listen);
@@ -348,7 +384,16 @@ async function listenAll(
     .catch((err: unknown) => Promise.reject(listenError('http.listen', config.http.listen, err)));
   const addr = api.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : httpPort;
-  return { smtp: smtpAddr, http: { host: httpHost, port } };
+  const listening: Listening = { smtp: smtpAddr, http: { host: httpHost, port } };
+  if (reportListener && config.bounces.listen) {
+    const [host, bport] = splitHostPort(config.bounces.listen);
+    listening.bounces = await reportListener
+      .listen(host, bport)
+      .catch((err: unknown) =>
+        Promise.reject(listenError('bounces.listen', config.bounces.listen!, err)),
+      );
+  }
+  return listening;
 }
 
 function listenError(key: string, address: string, err: unknown): GridpostError {
@@ -370,11 +415,19 @@ function checkSuppressed(list: SuppressionList, r: QueuedRecipient) {
   return s;
 }
 
-/** A hard bounce suppresses its address (the first reason stays when it already is). */
-function suppressHardBounces(records: StoredRecord[], list: SuppressionList, log: Logger): void {
+/**
+ * A hard bounce (at once or reported later) and a complaint suppress their address; the first
+ * reason stays when it already is.
+ */
+function suppressFromOutcomes(records: StoredRecord[], list: SuppressionList, log: Logger): void {
   for (const r of records) {
-    if (r.type !== 'Bounce' || r.bounce?.class !== 'hard') continue;
-    list.addDetached(r.recipient, 'hard-bounce', r.recipientId, (err) =>
+    let reason: 'complaint' | 'hard-bounce';
+    if (r.type === 'Complaint') reason = 'complaint';
+    else if (r.type === 'Bounce' && r.bounce?.class === 'hard') reason = 'hard-bounce';
+    else if (r.type === 'AsyncBounce' && r.action === 'failed' && r.bounce.class === 'hard')
+      reason = 'hard-bounce';
+    else continue;
+    list.addDetached(r.recipient, reason, r.recipientId, (err) =>
       log.error({ err, recipient: r.recipient }, 'could not store a suppression'),
     );
   }

@@ -53,6 +53,10 @@ export const ERROR_CODES = {
     status: 0,
     fix: 'Give a readable YAML or JSON file: gridpost policy apply FILE.',
   },
+  E_INPUT_FILE: {
+    status: 0,
+    fix: 'Give a readable file, or - to read standard input.',
+  },
   E_SUPPRESSED: {
     status: 422,
     fix: 'Every recipient is on the suppression list; remove an address from it only if it may receive mail again.',

@@ -104,11 +104,14 @@ export class FeedbackRules {
   }
 }
 
+// The records a rule without `types` looks at: the failures, immediate or reported later.
+const DEFAULT_TYPES: string[] = ['TransientFailure', 'Bounce', 'Expiration', 'AsyncBounce'];
+
 /** Whether a record matches a rule's condition. */
 function matches(rule: FeedbackRule, r: StoredRecord): boolean {
   const w = rule.when;
   if (w.types && !(w.types as string[]).includes(r.type)) return false;
-  if (!w.types && !['TransientFailure', 'Bounce', 'Expiration'].includes(r.type)) return false;
+  if (!w.types && !DEFAULT_TYPES.includes(r.type)) return false;
   const bounce = 'bounce' in r ? r.bounce : undefined;
   if (w.category && (!bounce || !w.category.includes(bounce.category))) return false;
   if (w.class && (!bounce || !w.class.includes(bounce.class))) return false;

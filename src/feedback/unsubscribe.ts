@@ -5,9 +5,8 @@
  * message and carries an HMAC-SHA256 under a key that never leaves the data directory, so
  * nobody can unsubscribe an address they did not receive a link for.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { secretKey } from '../spool/secret.js';
 
 /** What a valid link says. */
 export interface UnsubscribeClaim {
@@ -27,9 +26,7 @@ export class UnsubscribeLinks {
     dataDir: string,
     private readonly baseUrl: string | undefined,
   ) {
-    const file = join(dataDir, 'unsubscribe-key');
-    if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600 });
-    this.key = Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+    this.key = secretKey(dataDir, 'unsubscribe-key');
   }
 
   /** Whether links can be made (feedback.unsubscribeUrl is set). */

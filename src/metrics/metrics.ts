@@ -3,6 +3,7 @@
  * they agree with the accounting; gauges are read when scraped.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReportOutcome } from '../feedback/reports.js';
 import type { AttemptRecord, StoredRecord } from '../records/types.js';
 
 /** Sources that gauges read when scraped. */
@@ -23,6 +24,7 @@ const OUTCOME: Partial<Record<StoredRecord['type'], string>> = {
   Bounce: 'bounced',
   Expiration: 'expired',
   Rejected: 'rejected',
+  Complaint: 'complained',
 };
 
 /** The engine's metrics registry. */
@@ -30,6 +32,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly received: Counter;
   private readonly outcomes: Counter;
+  private readonly reports: Counter;
   readonly injectionLatency: Histogram;
   private readonly deliveryLatency: Histogram;
 
@@ -44,8 +47,14 @@ export class Metrics {
     });
     this.outcomes = new Counter({
       name: 'gridpost_recipient_outcomes_total',
-      help: 'Recipient outcomes: delivered, deferred, bounced, expired, rejected',
+      help: 'Recipient outcomes: delivered, deferred, bounced, expired, rejected, complained',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.reports = new Counter({
+      name: 'gridpost_reports_total',
+      help: 'Mail taken by the bounce listener, by kind and what became of it',
+      labelNames: ['kind', 'result'],
       registers,
     });
     // Seconds from the last DATA byte (or the HTTP request) to the durable acknowledgement.
@@ -124,6 +133,11 @@ export class Metrics {
       if (outcome) this.outcomes.inc({ outcome });
       if (r.type === 'Delivery') this.observeDelivery(r);
     }
+  }
+
+  /** Counts a report the bounce listener took (result: recorded, or why it was ignored). */
+  observeReport(o: ReportOutcome): void {
+    this.reports.inc({ kind: o.analysis.kind, result: o.ignored ?? 'recorded' });
   }
 
   private observeDelivery(r: AttemptRecord): void {

@@ -7,7 +7,14 @@ import type { Statement } from 'better-sqlite3';
 import type { Db } from '../spool/store.js';
 import type { GridpostRecord } from './types.js';
 
-export const OUTCOMES = ['delivered', 'deferred', 'bounced', 'expired', 'suppressed'] as const;
+export const OUTCOMES = [
+  'delivered',
+  'deferred',
+  'bounced',
+  'expired',
+  'suppressed',
+  'complained',
+] as const;
 export type OutcomeName = (typeof OUTCOMES)[number];
 export const DIMENSIONS = ['hour', 'domain', 'site', 'category'] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
@@ -18,6 +25,7 @@ const OUTCOME_OF: Partial<Record<GridpostRecord['type'], OutcomeName>> = {
   Bounce: 'bounced',
   Expiration: 'expired',
   Suppressed: 'suppressed',
+  Complaint: 'complained',
 };
 
 const HOUR_MS = 3_600_000;
@@ -49,7 +57,9 @@ export class Stats {
 
   /** Counts a record; call inside the transaction that stores it. */
   count(r: GridpostRecord): void {
-    const outcome = OUTCOME_OF[r.type];
+    // A DSN that comes back later is a bounce of a recipient counted as delivered before.
+    const outcome =
+      r.type === 'AsyncBounce' ? (r.action === 'failed' ? 'bounced' : null) : OUTCOME_OF[r.type];
     if (!outcome || !('domain' in r)) return;
     const hour = Math.floor(Date.parse(r.at) / HOUR_MS) * HOUR_MS;
     const site = 'site' in r && r.site ? r.site : '';

@@ -3,18 +3,23 @@
  * feedback (accounting files, the API, later webhooks), never diagnostics: those go to pino.
  */
 import type { Classification } from '../bounces/classifier.js';
+import type { InboundFormat } from '../bounces/inbound/types.js';
 import type { SmtpReply } from '../delivery/reply.js';
 
-export type RecordType =
-  | 'Reception'
-  | 'Delivery'
-  | 'TransientFailure'
-  | 'Bounce'
-  | 'Expiration'
-  | 'Rejected'
-  | 'AdminAction'
-  | 'Suppressed'
-  | 'RuleTriggered';
+export const RECORD_TYPES = [
+  'Reception',
+  'Delivery',
+  'TransientFailure',
+  'Bounce',
+  'Expiration',
+  'Rejected',
+  'AdminAction',
+  'Suppressed',
+  'RuleTriggered',
+  'AsyncBounce',
+  'Complaint',
+] as const;
+export type RecordType = (typeof RECORD_TYPES)[number];
 
 /** Fields every record has. `at` is ISO-8601 UTC. */
 interface RecordBase {
@@ -138,6 +143,51 @@ export interface RuleTriggeredRecord extends RecordBase {
   triggeredBy: { seq: number; type: string };
 }
 
+/** How an inbound report was tied to the recipient it is about. */
+export type MatchedBy = 'return-path' | 'quoted-return-path';
+
+/**
+ * A report that came back after the recipient's delivery was accepted: a DSN (RFC 3464) or a
+ * non-standard bounce naming a failed recipient, or a delay warning.
+ */
+export interface AsyncBounceRecord extends RecordBase {
+  type: 'AsyncBounce';
+  messageId: string;
+  recipientId: string;
+  recipient: string;
+  domain: string;
+  sender?: string;
+  action: 'failed' | 'delayed';
+  /** RFC 3463 status, diagnostic and hosts as the report gives them. */
+  status?: string;
+  diagnostic?: string;
+  remoteMta?: string;
+  reportingMta?: string;
+  format: InboundFormat;
+  bounce: Classification;
+  matchedBy: MatchedBy;
+  /** The address the report names, when it differs from the recipient (an alias, a forward). */
+  reportedAddress?: string;
+}
+
+/** A recipient's complaint (an ARF report from a feedback loop, RFC 5965). */
+export interface ComplaintRecord extends RecordBase {
+  type: 'Complaint';
+  messageId: string;
+  recipientId: string;
+  recipient: string;
+  domain: string;
+  sender?: string;
+  /** abuse, fraud, virus, other, not-spam... (RFC 5965 §7.3). */
+  feedbackType: string;
+  userAgent?: string;
+  sourceIp?: string;
+  arrivalDate?: string;
+  /** Who sent the report (its From). */
+  reportedBy?: string;
+  matchedBy: MatchedBy;
+}
+
 export type GridpostRecord =
   | ReceptionRecord
   | AttemptRecord
@@ -145,7 +195,9 @@ export type GridpostRecord =
   | RejectedRecord
   | AdminActionRecord
   | SuppressedRecord
-  | RuleTriggeredRecord;
+  | RuleTriggeredRecord
+  | AsyncBounceRecord
+  | ComplaintRecord;
 
 /** A record as stored, with its position in the store (a cursor for later consumers). */
 export type StoredRecord = GridpostRecord & { seq: number };

@@ -212,7 +212,16 @@ export const feedbackRuleSchema = z
   .strictObject({
     when: z.strictObject({
       types: z
-        .array(z.enum(['TransientFailure', 'Bounce', 'Expiration', 'Suppressed']))
+        .array(
+          z.enum([
+            'TransientFailure',
+            'Bounce',
+            'Expiration',
+            'Suppressed',
+            'AsyncBounce',
+            'Complaint',
+          ]),
+        )
         .min(1)
         .optional(),
       category: z.array(z.enum(CATEGORIES)).min(1).optional(),

@@ -110,9 +110,10 @@ export function peersUnavailable(
 export function runPeer(
   name: string,
   args: string[],
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; input?: string } = {},
 ): Promise<PeerResult> {
-  const child = spawn(tool(name) ?? name, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(tool(name) ?? name, args, { stdio: 'pipe' });
+  child.stdin.end(opts.input ?? '');
   killOnExit(child);
   const out = { stdout: '', stderr: '' };
   child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));

@@ -15,14 +15,7 @@ import {
   type TransactionResult,
 } from '../../src/delivery/smtp-client.js';
 import { Engine } from '../../src/engine/engine.js';
-import type {
-  AttemptRecord,
-  ExpirationRecord,
-  ReceptionRecord,
-  RejectedRecord,
-  StoredRecord,
-  SuppressedRecord,
-} from '../../src/records/types.js';
+import type { AttemptRecord, GridpostRecord, StoredRecord } from '../../src/records/types.js';
 import type { TestWorld } from '../../src/testworld/index.js';
 
 /** Fast settings for tests: retries within seconds, timeouts in hundreds of milliseconds. */
@@ -172,13 +165,7 @@ export function recordsOf(t: TestEngine, address: string): StoredRecord[] {
 /** The record type for a record type name. */
 export type RecordOf<K extends StoredRecord['type']> = (K extends AttemptRecord['type']
   ? AttemptRecord
-  : K extends 'Expiration'
-    ? ExpirationRecord
-    : K extends 'Rejected'
-      ? RejectedRecord
-      : K extends 'Suppressed'
-        ? SuppressedRecord
-        : ReceptionRecord) & { seq: number };
+  : Extract<GridpostRecord, { type: K }>) & { seq: number };
 
 /** Waits for a record of `type` about `address`; returns it. */
 export function waitForRecord<K extends StoredRecord['type']>(

@@ -7,19 +7,8 @@
 import type { FastifyInstance } from 'fastify';
 import { GridpostError } from '../../errors/catalogue.js';
 import type { ApiContext } from '../server.js';
+import { RECORD_TYPES } from '../../records/types.js';
 import { errorSchema } from './message-schema.js';
-
-const TYPES = [
-  'Reception',
-  'Delivery',
-  'TransientFailure',
-  'Bounce',
-  'Expiration',
-  'Rejected',
-  'AdminAction',
-  'Suppressed',
-  'RuleTriggered',
-];
 
 interface Query {
   after?: string;
@@ -42,7 +31,7 @@ export function eventsRoute(app: FastifyInstance, ctx: ApiContext): void {
           properties: {
             after: { type: 'string', pattern: '^\\d{1,15}$', description: 'cursor; 0 = start' },
             limit: { type: 'string', pattern: '^([1-9]\\d{0,2}|1000)$', description: '1..1000' },
-            type: { type: 'string', description: `comma-separated: ${TYPES.join(', ')}` },
+            type: { type: 'string', description: `comma-separated: ${RECORD_TYPES.join(', ')}` },
             domain: { type: 'string', description: 'destination domain' },
             message: { type: 'string', description: 'message id' },
           },
@@ -62,11 +51,11 @@ export function eventsRoute(app: FastifyInstance, ctx: ApiContext): void {
     (req) => {
       const q = req.query;
       const types = q.type ? q.type.split(',').map((t) => t.trim()) : undefined;
-      const unknown = types?.find((t) => !TYPES.includes(t));
+      const unknown = types?.find((t) => !(RECORD_TYPES as readonly string[]).includes(t));
       if (unknown) {
         throw new GridpostError(
           'E_VALIDATION',
-          `type: no record type "${unknown}"; types: ${TYPES.join(', ')}`,
+          `type: no record type "${unknown}"; types: ${RECORD_TYPES.join(', ')}`,
           {
             path: 'type',
           },

@@ -1,6 +1,6 @@
 /**
- * GET /api/v1/stats: delivered, deferred, bounced, expired and suppressed counts over a time
- * range, summed by any of hour, destination domain, site and bounce category.
+ * GET /api/v1/stats: delivered, deferred, bounced, expired, suppressed and complained counts
+ * over a time range, summed by any of hour, destination domain, site and bounce category.
  */
 import type { FastifyInstance } from 'fastify';
 import { GridpostError } from '../../errors/catalogue.js';

@@ -3,6 +3,7 @@
  * next attempt), add or change one (the secret is answered once, at creation), delete one.
  */
 import type { FastifyInstance } from 'fastify';
+import { RECORD_TYPES } from '../../records/types.js';
 import { GridpostError } from '../../errors/catalogue.js';
 import type { ApiContext } from '../server.js';
 import { errorSchema } from './message-schema.js';
@@ -67,7 +68,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
           additionalProperties: false,
           properties: {
             url: { type: 'string', pattern: '^https?://', maxLength: 2000 },
-            types: { type: 'array', items: { type: 'string' } },
+            types: { type: 'array', items: { type: 'string', enum: [...RECORD_TYPES] } },
             batchSize: { type: 'integer', minimum: 1, maximum: 1000 },
             from: { type: 'string', enum: ['now', 'start'] },
           },
