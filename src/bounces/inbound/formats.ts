@@ -104,7 +104,7 @@ export const FORMATS: FormatRule[] = [
     format: 'exchange',
     signature: anyOf(
       [
-        'Delivery has failed to these recipients or groups:',
+        'Delivery has failed to these recipients or (?:groups|distribution lists):',
         String.raw`Your message did not reach some or all of the intended recipients\.`,
         String.raw`The following recipient\(s\) cannot be reached:`,
         'Diagnostic information for administrators:',
