@@ -80,7 +80,7 @@ function dsn(returnPath: string, recipient: string, status: string, diagnostic: 
 }
 
 /** An ARF report (RFC 5965) from a feedback loop, quoting the original with its Return-Path. */
-function arf(returnPath: string, recipient: string): string {
+function arf(returnPath: string, recipient: string, feedbackType = 'abuse'): string {
   return [
     'From: feedback@fbl.later.test',
     `To: fbl@${BOUNCE_DOMAIN}`,
@@ -96,7 +96,7 @@ function arf(returnPath: string, recipient: string): string {
     '--F1',
     'Content-Type: message/feedback-report',
     '',
-    'Feedback-Type: abuse',
+    `Feedback-Type: ${feedbackType}`,
     'User-Agent: LaterFBL/1.0',
     'Version: 1',
     `Original-Mail-From: <${returnPath}>`,
@@ -245,6 +245,20 @@ describe('the bounce listener', () => {
     assert.deepEqual(tagged.tags, ['complainer']);
     const stats = await api(t, 'GET', '/api/v1/stats?by=domain&domain=later.test');
     assert.equal(stats.body.rows[0].complained, 1);
+  });
+
+  it('records an authentication-failure report without suppressing or counting it', async () => {
+    const to = 'erin@later.test';
+    const returnPath = await deliver(to);
+    const text = arf(returnPath, to, 'auth-failure');
+    const res = await report(t, 'feedback@fbl.later.test', [`fbl@${BOUNCE_DOMAIN}`], text);
+    assert.equal(res.data?.code, 250);
+    const c = await waitForRecord(t, to, 'Complaint');
+    assert.equal(c.feedbackType, 'auth-failure');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await api(t, 'GET', `/api/v1/suppressions/${to}`)).status, 404);
+    const stats = await api(t, 'GET', '/api/v1/stats?by=domain&domain=later.test');
+    assert.equal(stats.body.rows[0].complained, 1, 'still only the abuse report');
   });
 
   it('refuses forged return paths and foreign domains at RCPT, recording nothing', async () => {

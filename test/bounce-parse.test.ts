@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
@@ -327,6 +328,31 @@ describe('gridpost bounce parse', () => {
       [doc.kind, doc.format, doc.recipients[0]?.address],
       ['bounce', 'qmail', 'userx@example.de'],
     );
+  });
+
+  it("classifies with a policy file's bounceRules first, as the engine does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridpost-parse-'));
+    try {
+      const policy = join(dir, 'policy.yaml');
+      const rule = { text: 'mx\\.example\\.jp', category: 'routing-errors' };
+      writeFileSync(policy, `bounceRules:\n  own-mx: ${JSON.stringify(rule)}\n`);
+      const file = join(SISIMAI, 'email-exim-02.eml');
+      const shipped = JSON.parse(
+        (await run(process.execPath, [CLI, 'bounce', 'parse', file])).stdout,
+      );
+      const args = [CLI, 'bounce', 'parse', '--policy', policy, file];
+      const own = JSON.parse((await run(process.execPath, args)).stdout) as InboundAnalysis;
+      assert.notEqual(shipped.recipients[0].bounce.rule, 'installation:own-mx');
+      assert.deepEqual(
+        [own.recipients[0]?.bounce.rule, own.recipients[0]?.bounce.category],
+        ['installation:own-mx', 'routing-errors'],
+      );
+      writeFileSync(policy, 'bounceRules:\n  bad: { category: nonsense }\n');
+      const err = await run(process.execPath, args).catch((e: { stderr: string }) => e);
+      assert.match(err.stderr, /E_POLICY_INVALID/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says which file it cannot read, with exit code 2', async () => {

@@ -148,7 +148,8 @@ function formatRecord(r: StoredRecord): string {
     case 'AsyncBounce': {
       const status = [r.status, r.diagnostic].filter(Boolean).join(' ');
       const cls = `${r.bounce.category}/${r.bounce.class}`;
-      return `${head} ${r.recipientId} <${r.recipient}> ${r.action} (${r.format}, ${cls}) "${status}"`;
+      const what = `${r.action} (${r.format}, ${cls})`;
+      return `${head} ${r.recipientId} <${r.recipient}> ${what} "${status}"`;
     }
     case 'Complaint':
       return `${head} ${r.recipientId} <${r.recipient}> ${r.feedbackType} by ${r.reportedBy ?? '-'}`;

@@ -72,7 +72,7 @@ async function applyPolicy(file: string, o: ClientOptions & { dryRun?: boolean }
 }
 
 /** Reads a YAML or JSON file (JSON is YAML too) holding a mapping of sections. */
-function readPolicyFile(file: string): Record<string, unknown> {
+export function readPolicyFile(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -19,7 +19,7 @@ import { loadTls } from '../intake/tls.js';
 import { Metrics } from '../metrics/metrics.js';
 import { Journal } from '../records/journal.js';
 import { Recorder } from '../records/recorder.js';
-import type { StoredRecord } from '../records/types.js';
+import { isUserComplaint, type StoredRecord } from '../records/types.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Committer } from '../spool/committer.js';
 import { Spool, type QueuedRecipient } from '../spool/spool.js';
@@ -416,13 +416,13 @@ function checkSuppressed(list: SuppressionList, r: QueuedRecipient) {
 }
 
 /**
- * A hard bounce (at once or reported later) and a complaint suppress their address; the first
- * reason stays when it already is.
+ * A hard bounce (at once or reported later) and a recipient's complaint suppress their address;
+ * the first reason stays when it already is.
  */
 function suppressFromOutcomes(records: StoredRecord[], list: SuppressionList, log: Logger): void {
   for (const r of records) {
     let reason: 'complaint' | 'hard-bounce';
-    if (r.type === 'Complaint') reason = 'complaint';
+    if (r.type === 'Complaint' && isUserComplaint(r)) reason = 'complaint';
     else if (r.type === 'Bounce' && r.bounce?.class === 'hard') reason = 'hard-bounce';
     else if (r.type === 'AsyncBounce' && r.action === 'failed' && r.bounce.class === 'hard')
       reason = 'hard-bounce';

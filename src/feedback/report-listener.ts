@@ -38,7 +38,6 @@ export function createReportListener(
       try {
         const outcome = await reports.take(data, claims);
         onReport(outcome);
-        if (outcome.error) log.error({ err: outcome.error }, 'report could not be analysed');
         log.debug(
           { client: c.remoteAddress, kind: outcome.analysis.kind, ignored: outcome.ignored },
           'report taken',

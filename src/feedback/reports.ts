@@ -25,9 +25,7 @@ export interface ReportOutcome {
   /** The records stored (none for auto-replies, non-reports and unmatched reports). */
   records: StoredRecord[];
   /** Why nothing was stored, when nothing was. */
-  ignored?: 'auto-reply' | 'not-a-report' | 'no-return-path' | 'no-recipient' | 'unreadable';
-  /** The analyser's failure, for an unreadable report (a bug: the analyser should not throw). */
-  error?: unknown;
+  ignored?: 'auto-reply' | 'not-a-report' | 'no-return-path' | 'no-recipient';
 }
 
 // A quoted return path is looked for in this much of a report at most (originals come first).
@@ -47,14 +45,9 @@ export class Reports {
    * for a feedback-loop mailbox) and stores what it says; resolves once durable.
    */
   async take(raw: Buffer, claims: ReturnPathClaim[]): Promise<ReportOutcome> {
-    let analysis: InboundAnalysis;
-    try {
-      analysis = await analyseMessage(raw, this.classifier());
-    } catch (error) {
-      // Taken and dropped rather than refused: a 4xx would have the sender retry it forever.
-      const none: InboundAnalysis = { kind: 'not-bounce', format: 'none', recipients: [] };
-      return { analysis: none, records: [], ignored: 'unreadable', error };
-    }
+    // The analyser never throws: what it cannot read is not-bounce, taken and dropped (a 4xx
+    // would have the sender retry it for days).
+    const analysis = await analyseMessage(raw, this.classifier());
     const kind = analysis.kind;
     if (kind === 'auto-reply' || kind === 'not-bounce') {
       return { analysis, records: [], ignored: kind === 'auto-reply' ? kind : 'not-a-report' };

@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReportOutcome } from '../feedback/reports.js';
-import type { AttemptRecord, StoredRecord } from '../records/types.js';
+import { isUserComplaint, type AttemptRecord, type StoredRecord } from '../records/types.js';
 
 /** Sources that gauges read when scraped. */
 export interface GaugeSources {
@@ -129,7 +129,7 @@ export class Metrics {
   observe(records: StoredRecord[]): void {
     for (const r of records) {
       if (r.type === 'Reception') this.received.inc({ via: r.via });
-      const outcome = OUTCOME[r.type];
+      const outcome = r.type === 'Complaint' && !isUserComplaint(r) ? undefined : OUTCOME[r.type];
       if (outcome) this.outcomes.inc({ outcome });
       if (r.type === 'Delivery') this.observeDelivery(r);
     }

@@ -5,7 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../spool/store.js';
-import type { GridpostRecord } from './types.js';
+import { isUserComplaint, type GridpostRecord } from './types.js';
 
 export const OUTCOMES = [
   'delivered',
@@ -58,8 +58,15 @@ export class Stats {
   /** Counts a record; call inside the transaction that stores it. */
   count(r: GridpostRecord): void {
     // A DSN that comes back later is a bounce of a recipient counted as delivered before.
+    // Only a recipient's complaint counts as complained (not an auth-failure report).
     const outcome =
-      r.type === 'AsyncBounce' ? (r.action === 'failed' ? 'bounced' : null) : OUTCOME_OF[r.type];
+      r.type === 'AsyncBounce'
+        ? r.action === 'failed'
+          ? 'bounced'
+          : null
+        : r.type === 'Complaint' && !isUserComplaint(r)
+          ? null
+          : OUTCOME_OF[r.type];
     if (!outcome || !('domain' in r)) return;
     const hour = Math.floor(Date.parse(r.at) / HOUR_MS) * HOUR_MS;
     const site = 'site' in r && r.site ? r.site : '';

@@ -170,7 +170,19 @@ export interface AsyncBounceRecord extends RecordBase {
   reportedAddress?: string;
 }
 
-/** A recipient's complaint (an ARF report from a feedback loop, RFC 5965). */
+/**
+ * The ARF feedback types that are a recipient's complaint (RFC 5965 §7.3): they count as
+ * complained and suppress. not-spam (a recipient taking a spam verdict back) and
+ * auth-failure (a DMARC/SPF/DKIM failure report, RFC 6591) are recorded but do neither.
+ */
+export const COMPLAINT_FEEDBACK_TYPES: readonly string[] = ['abuse', 'fraud', 'virus', 'other'];
+
+/** Whether a Complaint record is a recipient's complaint (see COMPLAINT_FEEDBACK_TYPES). */
+export function isUserComplaint(r: { feedbackType: string }): boolean {
+  return COMPLAINT_FEEDBACK_TYPES.includes(r.feedbackType.toLowerCase());
+}
+
+/** A feedback-loop report (ARF, RFC 5965) about a recipient: usually a complaint. */
 export interface ComplaintRecord extends RecordBase {
   type: 'Complaint';
   messageId: string;
