@@ -186,6 +186,17 @@ describe('the bounce listener', () => {
     assert.equal(bounce.matchedBy, 'return-path');
     assert.deepEqual([bounce.bounce.category, bounce.bounce.class], ['bad-mailbox', 'hard']);
 
+    // The reporting server lost our 250 and sends the same report again: taken, not counted.
+    const twice = await report(
+      t,
+      '',
+      [returnPath],
+      dsn(returnPath, to, '5.1.1', '550 5.1.1 <ann@later.test>: Recipient address rejected'),
+    );
+    assert.equal(twice.data?.code, 250);
+    assert.match(twice.data!.text, /duplicate/);
+    assert.equal(recordsOf(t, to).filter((r) => r.type === 'AsyncBounce').length, 1);
+
     const entry = await waitFor('the suppression', async () => {
       const r = await api(t, 'GET', `/api/v1/suppressions/${to}`);
       return r.status === 200 ? r.body : null;

@@ -25,7 +25,7 @@ export interface ReportOutcome {
   /** The records stored (none for auto-replies, non-reports and unmatched reports). */
   records: StoredRecord[];
   /** Why nothing was stored, when nothing was. */
-  ignored?: 'auto-reply' | 'not-a-report' | 'no-return-path' | 'no-recipient';
+  ignored?: 'auto-reply' | 'not-a-report' | 'no-return-path' | 'no-recipient' | 'duplicate';
 }
 
 // A quoted return path is looked for in this much of a report at most (originals come first).
@@ -55,10 +55,18 @@ export class Reports {
     const found = this.claimsOf(raw, analysis, claims);
     if (found.claims.length === 0) return { analysis, records: [], ignored: 'no-return-path' };
     const at = new Date().toISOString();
-    const records = found.claims
-      .map((c) => this.recordFor(analysis, c, found.matchedBy, at))
-      .filter((r): r is AsyncBounceRecord | ComplaintRecord => r !== null);
-    if (records.length === 0) return { analysis, records: [], ignored: 'no-recipient' };
+    const made = found.claims.map((c) => {
+      const history = this.recorder.forMessage(c.messageId);
+      const record = this.recordFor(analysis, c, history, found.matchedBy, at);
+      return { record, repeated: record !== null && history.some((h) => sameReport(h, record)) };
+    });
+    const records = made
+      .filter((m) => m.record && !m.repeated)
+      .map((m) => m.record as AsyncBounceRecord | ComplaintRecord);
+    if (records.length === 0) {
+      const ignored = made.some((m) => m.repeated) ? 'duplicate' : 'no-recipient';
+      return { analysis, records: [], ignored };
+    }
     let stored: StoredRecord[] = [];
     await this.committer.submit(() => {
       stored = records.map((r) => this.recorder.insert(r));
@@ -82,10 +90,11 @@ export class Reports {
   private recordFor(
     a: InboundAnalysis,
     claim: ReturnPathClaim,
+    history: StoredRecord[],
     matchedBy: MatchedBy,
     at: string,
   ): AsyncBounceRecord | ComplaintRecord | null {
-    const sent = this.sentTo(claim);
+    const sent = sentTo(claim, history);
     if (a.kind === 'complaint') {
       const address = sent?.address ?? a.complaint?.originalRcptTo[0];
       if (!address) return null;
@@ -125,17 +134,31 @@ export class Reports {
       matchedBy,
     };
   }
+}
 
-  /** The recipient as we sent to it, from its message's Reception record (kept for retention). */
-  private sentTo(claim: ReturnPathClaim) {
-    const reception = this.recorder
-      .forMessage(claim.messageId)
-      .find((r): r is StoredRecord & ReceptionRecord => r.type === 'Reception');
-    const rcpt = reception?.recipients.find((r) => r.id === claim.recipientId);
-    return rcpt
-      ? { address: rcpt.address, sender: reception!.sender, queue: reception!.queue }
-      : null;
+/** The recipient as we sent to it, from its message's Reception record (kept for retention). */
+function sentTo(claim: ReturnPathClaim, history: StoredRecord[]) {
+  const reception = history.find(
+    (r): r is StoredRecord & ReceptionRecord => r.type === 'Reception',
+  );
+  const rcpt = reception?.recipients.find((r) => r.id === claim.recipientId);
+  return rcpt
+    ? { address: rcpt.address, sender: reception!.sender, queue: reception!.queue }
+    : null;
+}
+
+/**
+ * Whether a stored record already says what a new one would: the same report sent again (a
+ * reporting server that lost our 250 and retried), or one report per copy of a message.
+ */
+function sameReport(old: StoredRecord, r: AsyncBounceRecord | ComplaintRecord): boolean {
+  if (old.type !== r.type || !('recipientId' in old) || old.recipientId !== r.recipientId) {
+    return false;
   }
+  if (old.type === 'AsyncBounce' && r.type === 'AsyncBounce') {
+    return old.action === r.action && old.status === r.status;
+  }
+  return old.type === 'Complaint' && r.type === 'Complaint' && old.feedbackType === r.feedbackType;
 }
 
 /**
