@@ -32,6 +32,7 @@ function countingLookup(timeoutMs = 1_000): { lookup: DnsLookup; calls: Map<stri
     resolve6: count('aaaa', real.resolve6),
     resolveTxt: count('txt', real.resolveTxt),
     reverse: count('ptr', real.reverse),
+    resolveCname: count('cname', real.resolveCname),
   };
   return { lookup, calls };
 }

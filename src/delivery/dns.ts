@@ -14,6 +14,8 @@ export interface DnsLookup {
   resolve6(name: string): Promise<string[]>;
   resolveTxt(name: string): Promise<string[][]>;
   reverse(ip: string): Promise<string[]>;
+  /** The CNAME target of a name (ENODATA when the name has other records but no CNAME). */
+  resolveCname(name: string): Promise<string[]>;
 }
 
 /** A configuration error in GRIDPOST_DNS, with a stable code for the CLI and start-up. */
@@ -55,6 +57,20 @@ function badEntry(value: string, why: string): DnsConfigError {
   return new DnsConfigError(`GRIDPOST_DNS="${value}": ${why}; ${DNS_FORMAT}`);
 }
 
+/** The PTR name of an address: 7.2.0.192.in-addr.arpa, or nibbles under ip6.arpa (RFC 3596). */
+export function ptrName(ip: string): string {
+  if (isIPv4(ip)) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
+  if (!isIPv6(ip)) throw new TypeError(`ptrName: "${ip}" is not an IP address`);
+  // The URL host parser gives the compressed lower-case form, an IPv4 tail folded into hex.
+  const [head = '', tail] = new URL(`http://[${ip}]/`).hostname.slice(1, -1).split('::');
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const zeros: string[] = Array(8 - left.length - right.length).fill('0');
+  const hex = [...left, ...zeros, ...right].map((g) => g.padStart(4, '0')).join('');
+  return `${hex.split('').reverse().join('.')}.ip6.arpa`;
+}
+
 // Per-try timeout when the caller gives none: well inside any delivery attempt, long enough
 // for a slow authoritative server. Milliseconds.
 const DEFAULT_TIMEOUT_MS = 5_000;
@@ -77,6 +93,9 @@ export function createDnsLookup(opts: {
     resolve4: (name) => resolver.resolve4(name),
     resolve6: (name) => resolver.resolve6(name),
     resolveTxt: (name) => resolver.resolveTxt(name),
-    reverse: (ip) => resolver.reverse(ip),
+    // A PTR query rather than resolver.reverse(): c-ares' gethostbyaddr reports every failure,
+    // SERVFAIL and refused connections too, as ENOTFOUND, hiding temporary errors.
+    reverse: async (ip) => resolver.resolvePtr(ptrName(ip)),
+    resolveCname: (name) => resolver.resolveCname(name),
   };
 }
