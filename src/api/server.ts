@@ -32,6 +32,10 @@ import { statsRoute } from './routes/stats.js';
 import { suppressionRoutes } from './routes/suppressions.js';
 import { unsubscribeRoutes } from './routes/unsubscribe.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { maildomainRoutes } from './routes/maildomains.js';
+import { domainKeyRoutes } from './routes/domain-keys.js';
+import { accountRoutes } from './routes/accounts.js';
+import type { MaildomainWatch } from '../maildomains/watch.js';
 import { messageRoutes } from './routes/messages.js';
 import { metricsRoute } from './routes/metrics.js';
 import { policyRoutes, yamlBodyParser } from './routes/policy.js';
@@ -62,6 +66,8 @@ export interface ApiContext {
   webhooks: Webhooks;
   /** Feedback rules (the tags they set). */
   feedbackRules: FeedbackRules;
+  /** Maildomains, their keys and accounts, and their DNS status. */
+  maildomains: MaildomainWatch;
 }
 
 /** Builds the API server (not yet listening). */
@@ -108,6 +114,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   policyRoutes(app, ctx);
   trafficRoutes(app, ctx);
   recipientRoutes(app, ctx);
+  maildomainRoutes(app, ctx);
+  domainKeyRoutes(app, ctx);
+  accountRoutes(app, ctx);
   return app;
 }
 

@@ -28,12 +28,16 @@ export class ReturnPaths {
 
   /**
    * `domain` is where new return paths point (none: senders are kept as given);
-   * `alsoAccept` lists domains whose return paths are still honoured.
+   * `alsoAccept` lists domains whose return paths are still honoured. A maildomain may name a
+   * return-path domain of its own: `domainFor` gives it for a sender's domain, and `more`
+   * lists every such domain, which the listener takes mail for too.
    */
   constructor(
     dataDir: string,
     readonly domain: string | undefined,
     alsoAccept: readonly string[] = [],
+    private readonly domainFor: (senderDomain: string) => string | undefined = () => undefined,
+    private readonly more: () => string[] = () => [],
   ) {
     this.key = secretKey(dataDir, 'return-path-key');
     this.domains = new Set([...(domain ? [domain] : []), ...alsoAccept]);
@@ -46,14 +50,21 @@ export class ReturnPaths {
 
   /** Whether the listener takes mail for this domain. */
   accepts(domain: string): boolean {
-    return this.domains.has(domain.toLowerCase());
+    const lower = domain.toLowerCase();
+    return this.domains.has(lower) || this.more().includes(lower);
   }
 
-  /** The return path of one recipient, by its id "<message id>.<n>" ("b-...@domain"). */
-  forRecipient(id: string): string {
+  /**
+   * The return path of one recipient, by its id "<message id>.<n>" ("b-...@domain"), at the
+   * return-path domain of the sender's maildomain, else at the configured domain.
+   */
+  forRecipient(id: string, sender = ''): string {
     const dot = id.lastIndexOf('.');
     const local = `b-${id.slice(0, dot).toLowerCase()}-${id.slice(dot + 1)}`;
-    return `${local}-${this.mac(id)}@${this.domain!}`;
+    const own = sender.includes('@')
+      ? this.domainFor(sender.slice(sender.lastIndexOf('@') + 1))
+      : undefined;
+    return `${local}-${this.mac(id)}@${own ?? this.domain!}`;
   }
 
   /**

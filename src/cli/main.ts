@@ -13,6 +13,7 @@ import { formatStatus, formatTrace } from './format.js';
 import { bounceCommands } from './bounce.js';
 import { classifyCommand } from './classify.js';
 import { suppressCommands } from './suppress.js';
+import { maildomainCommands } from './maildomains.js';
 import { policyCommands } from './policy.js';
 import { recipientCommands, trafficCommands } from './traffic.js';
 
@@ -54,6 +55,7 @@ recipientCommands(program, clientOptions);
 policyCommands(program, clientOptions);
 classifyCommand(program, clientOptions);
 suppressCommands(program, clientOptions);
+maildomainCommands(program, clientOptions);
 bounceCommands(program);
 
 // A bad policy in the configuration stops start-up like any other configuration error (78);

@@ -170,6 +170,45 @@ const bounces = z.strictObject({
   maxClients: z.number().int().min(1).default(200),
 });
 
+/** What a check at intake does when a message fails it: refuse it, accept it with a warning in
+ * its Reception record, or not look at all. */
+const checkAction = z.enum(['refuse', 'warn', 'off']);
+
+/**
+ * Deliverability checks at intake (docs/maildomains.md). Each has a stable reason code, given
+ * in the refusal and in the record.
+ */
+const checks = z.strictObject({
+  /** RFC 5322 structure: header syntax, one From, at most one Date, Subject, Message-ID... */
+  structure: checkAction.default('refuse'),
+  /**
+   * The From domain must be a configured maildomain (or listed in allowedFromDomains). auto:
+   * refuse once at least one maildomain exists, so a fresh engine still takes any mail.
+   */
+  fromMaildomain: z.enum(['refuse', 'warn', 'off', 'auto']).default('auto'),
+  /** From domains let through without being maildomains. */
+  allowedFromDomains: z.array(domain).default([]),
+  /** A maildomain's mail must get a DKIM signature aligned with its From domain (DMARC). */
+  dkimAlignment: checkAction.default('warn'),
+  /** Mail of bulk queues must carry List-Unsubscribe and List-Unsubscribe-Post (RFC 8058). */
+  listUnsubscribe: checkAction.default('refuse'),
+});
+
+/** Maildomains: how domain keys change state, how often DNS is looked at. */
+const maildomains = z.strictObject({
+  /** How long a replaced DKIM key stays published and valid after its successor signs. */
+  keyGrace: duration.prefault('7d'),
+  /** How often the engine looks up each maildomain's DNS (and pending keys' records). */
+  dnsCheckInterval: duration.prefault('10m'),
+  /** Warn about a certified account's certificate this long before it expires. */
+  certificateWarning: duration.prefault('30d'),
+  /** The host the return-path (bounce) domains' MX must name; the engine's hostname if unset. */
+  bounceHost: z
+    .string()
+    .regex(/^[a-z0-9.-]+$/i, 'expected a host name')
+    .optional(),
+});
+
 export const configSchema = z.strictObject({
   /** The engine's name in banners, EHLO and Received fields; the system's by default. */
   hostname: z
@@ -194,9 +233,12 @@ export const configSchema = z.strictObject({
     message: 'bounces.listen needs bounces.domain (or alsoAccept) to know what mail to take',
     path: ['domain'],
   }),
+  checks: checks.prefault({}),
+  maildomains: maildomains.prefault({}),
   log: z.strictObject({ level: z.string().default('info') }).prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type DeliveryTimeouts = z.output<typeof timeouts>;
+export type CheckAction = z.output<typeof checkAction>;

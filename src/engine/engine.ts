@@ -36,6 +36,10 @@ import { ReturnPaths } from '../bounces/return-path.js';
 import { suppressedRecord } from '../records/build.js';
 import { ActionBoard } from '../shaping/actions.js';
 import { PolicyService } from '../shaping/policy-service.js';
+import { Maildomains } from '../maildomains/maildomains.js';
+import { MaildomainWatch, type DnsContext } from '../maildomains/watch.js';
+import type { ComplianceFacts } from '../maildomains/compliance.js';
+import { maildomainUsage } from '../maildomains/usage.js';
 import { loadApiKeys } from './api-keys.js';
 import { Controls } from './controls.js';
 import { StatusCount } from './status.js';
@@ -70,6 +74,7 @@ interface Storage {
   webhooks: Webhooks;
   feedbackRules: FeedbackRules;
   returnPaths: ReturnPaths;
+  maildomains: Maildomains;
   /** closing is set when shutdown begins: publish listeners then write nothing more. */
   life: { closing: boolean };
 }
@@ -86,6 +91,7 @@ interface Parts extends Storage {
   smtp: IntakeServer;
   reportListener: IntakeServer | null;
   api: FastifyInstance;
+  maildomainWatch: MaildomainWatch;
   listening: Listening;
   apiKeyFile?: string;
 }
@@ -102,6 +108,8 @@ export class Engine {
   readonly controls: Controls;
   readonly status: StatusCount;
   readonly metrics: Metrics;
+  /** Maildomains with their keys, accounts and DNS status. */
+  readonly maildomains: MaildomainWatch;
   readonly listening: Listening;
   /** The generated API key's file, when no key is configured. */
   readonly apiKeyFile: string | undefined;
@@ -119,6 +127,7 @@ export class Engine {
     this.controls = parts.controls;
     this.status = parts.status;
     this.metrics = parts.metrics;
+    this.maildomains = parts.maildomainWatch;
     this.listening = parts.listening;
     this.apiKeyFile = parts.apiKeyFile;
     // Records past their retention leave the store in small batches, hourly.
@@ -146,14 +155,15 @@ export class Engine {
     log: Logger,
     storage: Storage,
   ): Promise<Engine> {
-    const { spool, recorder, policy, actions } = storage;
+    const { spool, recorder, policy, actions, maildomains } = storage;
+    const dns = opts.dns ?? engineDns(config);
     const scheduler = new Scheduler({
       spool,
       policy: () => policy.current,
       paused: (q) => policy.isPaused('queue', q),
       window: config.spool.window,
     });
-    const dispatcher = buildDispatcher(config, opts, storage, scheduler, log);
+    const dispatcher = buildDispatcher(config, opts, dns, storage, scheduler, log);
     const controls = new Controls(policy, actions, scheduler, dispatcher, spool);
     const status = new StatusCount();
     const intakeLog = log.child({ role: 'intake' });
@@ -167,6 +177,7 @@ export class Engine {
       policy,
       storage.suppressions,
       links,
+      maildomains,
     );
     const tls = await loadTls(config.smtp.tls, config.dataDir, config.hostname);
     const smtp = createSmtpIntake(config, intake, tls, log.child({ role: 'smtp-intake' }), (s) =>
@@ -205,10 +216,26 @@ export class Engine {
       storage.feedbackRules.observe(records);
       storage.webhooks.poke();
     });
+    const maildomainWatch = new MaildomainWatch(
+      maildomains,
+      dns,
+      () => dnsContext(config, policy),
+      config.maildomains.dnsCheckInterval,
+      log.child({ role: 'maildomains' }),
+      (domain) => complianceFacts(config, policy, storage.db, domain),
+    );
     const keys = loadApiKeys(config);
     const ctx = { config, intake, recorder, spool, status, metrics, keys: keys.keys, log };
     const { webhooks, feedbackRules } = storage;
-    const api = await buildApi({ ...ctx, policy, controls, ...lists, webhooks, feedbackRules });
+    const api = await buildApi({
+      ...ctx,
+      policy,
+      controls,
+      ...lists,
+      webhooks,
+      feedbackRules,
+      maildomains: maildomainWatch,
+    });
     const listening = await listenAll(config, smtp, reportListener, api).catch(
       async (err: unknown) => {
         await Promise.all([
@@ -222,6 +249,7 @@ export class Engine {
     );
     scheduler.start((r) => dispatcher.enqueue(r));
     storage.webhooks.start();
+    maildomainWatch.start();
     log.info({ ...listening, dataDir: config.dataDir }, 'engine started');
     const apiKeyFile = keys.generatedFile;
     return new Engine({
@@ -236,6 +264,7 @@ export class Engine {
       smtp,
       reportListener,
       api,
+      maildomainWatch,
       listening,
       apiKeyFile,
     });
@@ -253,6 +282,7 @@ export class Engine {
     await Promise.all([p.smtp.close(2000), p.reportListener?.close(2000)]);
     await p.api.close();
     p.scheduler.stop();
+    await p.maildomainWatch.stop();
     p.life.closing = true;
     p.webhooks.stop();
     await p.dispatcher.stop();
@@ -303,6 +333,17 @@ function openStorage(config: Config, log: Logger): Storage {
     () => policy.current.doc.feedbackRules,
     log.child({ role: 'feedback-rules' }),
   );
+  const maildomains = new Maildomains(
+    db,
+    committer,
+    config.dataDir,
+    {
+      keyGraceMs: config.maildomains.keyGrace,
+      certificateWarningMs: config.maildomains.certificateWarning,
+      hasQueue: (q) => policy.current.hasQueue(q),
+    },
+    log.child({ role: 'maildomains' }),
+  );
   return {
     db,
     walSync,
@@ -315,7 +356,14 @@ function openStorage(config: Config, log: Logger): Storage {
     suppressions,
     webhooks,
     feedbackRules,
-    returnPaths: new ReturnPaths(config.dataDir, config.bounces.domain, config.bounces.alsoAccept),
+    returnPaths: new ReturnPaths(
+      config.dataDir,
+      config.bounces.domain,
+      config.bounces.alsoAccept,
+      (domain) => maildomains.find(domain)?.returnPathDomain ?? undefined,
+      () => maildomains.returnPathDomains(),
+    ),
+    maildomains,
     life: { closing: false },
   };
 }
@@ -335,18 +383,12 @@ function policyEnvironment(config: Config) {
 function buildDispatcher(
   config: Config,
   opts: EngineOptions,
+  dns: DnsLookup,
   storage: Storage,
   scheduler: Scheduler,
   log: Logger,
 ): Dispatcher {
   const { spool, policy, actions } = storage;
-  const dns =
-    opts.dns ??
-    createDnsLookup({
-      servers: config.dns.servers,
-      timeoutMs: config.dns.timeout,
-      tries: config.dns.tries,
-    });
   const mx = new MxResolver(dns, { cacheMs: config.dns.cache, ipv6: config.dns.ipv6 });
   return new Dispatcher({
     delivery: config.delivery,
@@ -361,11 +403,58 @@ function buildDispatcher(
     suppressed: (r) => checkSuppressed(storage.suppressions, r),
     onSuppressed: (r, s) => scheduler.finish(r, [suppressedRecord(r, s, Date.now())]),
     ...(storage.returnPaths.enabled
-      ? { returnPath: (r: QueuedRecipient) => storage.returnPaths.forRecipient(r.id) }
+      ? { returnPath: (r: QueuedRecipient) => storage.returnPaths.forRecipient(r.id, r.sender) }
       : {}),
     log: log.child({ role: 'dispatcher' }),
     open: opts.open,
   });
+}
+
+// The window of the bulk-sender report's figures: Gmail and Yahoo judge the recent weeks.
+const COMPLIANCE_WINDOW_MS = 30 * 86_400_000;
+
+/** What the bulk-sender report needs to know of the engine's settings and records. */
+function complianceFacts(
+  config: Config,
+  policy: PolicyService,
+  db: Db,
+  domain: string,
+): ComplianceFacts {
+  const p = policy.current;
+  const source = p.sourceNames()[0] ?? 'default';
+  const tlsDisabledFor = ['google', 'yahoo', 'microsoft'].filter(
+    (provider) =>
+      p.settings(source, { name: provider, provider, ruleDomains: [] }).tls === 'disabled',
+  );
+  const bulk = p.queueNames().filter((q) => p.queue(q).bulk);
+  const https = config.feedback.unsubscribeUrl?.startsWith('https:') ?? false;
+  const added = https && bulk.length > 0 && bulk.every((q) => p.queue(q).listUnsubscribe);
+  const enforced = config.checks.listUnsubscribe === 'refuse';
+  const usage = maildomainUsage(db, domain, Date.now() - COMPLIANCE_WINDOW_MS);
+  return { tlsDisabledFor, unsubscribe: { enforced, added }, usage };
+}
+
+/** The engine's DNS: the configured servers (GRIDPOST_DNS) or the system's. */
+function engineDns(config: Config): DnsLookup {
+  return createDnsLookup({
+    servers: config.dns.servers,
+    timeoutMs: config.dns.timeout,
+    tries: config.dns.tries,
+  });
+}
+
+/** What the maildomains' DNS status is checked against: our egress sources and bounce host. */
+function dnsContext(config: Config, policy: PolicyService): DnsContext {
+  const sources = Object.entries(policy.current.doc.sources).flatMap(([name, s]) =>
+    s.address
+      ? [{ name, address: s.address, helo: s.helo ?? config.delivery.helo ?? config.hostname }]
+      : [],
+  );
+  if (sources.length === 0 && config.delivery.localAddress) {
+    const helo = config.delivery.helo ?? config.hostname;
+    sources.push({ name: 'default', address: config.delivery.localAddress, helo });
+  }
+  return { sources, bounceHost: config.maildomains.bounceHost ?? config.hostname };
 }
 
 async function listenAll(

@@ -43,6 +43,34 @@ export const ERROR_CODES = {
     status: 400,
     fix: 'Send RFC 5322 content: header fields, a blank line, a body.',
   },
+  E_CERT_INVALID: {
+    status: 400,
+    fix: 'Give the certificate, its chain and its private key as PEM, or a PKCS#12 file and its password.',
+  },
+  E_CERT_KEY_MISMATCH: {
+    status: 400,
+    fix: 'Give the private key the certificate was issued for (the one its request was made with).',
+  },
+  E_CERT_UNSUPPORTED: {
+    status: 400,
+    fix: 'Use a certificate with an RSA key of 2048 bits or more; ECDSA and Ed25519 keys cannot sign here.',
+  },
+  E_CERT_PURPOSE: {
+    status: 400,
+    fix: 'Use an S/MIME certificate: extended key usage emailProtection, key usage digitalSignature.',
+  },
+  E_CERT_ADDRESS_MISMATCH: {
+    status: 422,
+    fix: 'Send from an address the certificate lists, or import a certificate issued for this address.',
+  },
+  E_CERT_EXPIRED: {
+    status: 422,
+    fix: 'Renew the certificate with its issuer and import the new one.',
+  },
+  E_CERT_NOT_YET_VALID: {
+    status: 422,
+    fix: "Wait until the certificate's notBefore date, or check this server's clock.",
+  },
   E_UNKNOWN_QUEUE: { status: 400, fix: 'Use a queue defined under "queues" in the policy.' },
   E_UNKNOWN_POOL: { status: 400, fix: 'Use a pool defined under "pools" in the policy.' },
   E_POLICY_INVALID: {
@@ -60,6 +88,54 @@ export const ERROR_CODES = {
   E_SUPPRESSED: {
     status: 422,
     fix: 'Every recipient is on the suppression list; remove an address from it only if it may receive mail again.',
+  },
+  E_KEY_EXISTS: {
+    status: 409,
+    fix: 'Choose another selector, or delete the pending or retired key of that name first.',
+  },
+  E_KEY_STATE: {
+    status: 409,
+    fix: 'Check the key state (gridpost keys list DOMAIN): activate pending keys, retire active ones.',
+  },
+  E_KEY_NOT_PUBLISHED: {
+    status: 409,
+    fix: 'Publish the TXT record the key shows, wait for DNS, then check it again (or --force).',
+  },
+  E_CHECK_STRUCTURE: {
+    status: 422,
+    fix: 'Send RFC 5322 content: well-formed header fields, one From, at most one Date, Subject and Message-ID.',
+  },
+  E_CHECK_FROM_DOMAIN: {
+    status: 422,
+    fix: 'Send from a configured maildomain (gridpost maildomains add) or list the domain in checks.allowedFromDomains.',
+  },
+  E_CHECK_ALIGNMENT: {
+    status: 422,
+    fix: 'Give the maildomain (or its signing domain) an active domain key so its mail is DKIM-signed in its own name.',
+  },
+  E_CHECK_LIST_UNSUBSCRIBE: {
+    status: 422,
+    fix: 'Add List-Unsubscribe and List-Unsubscribe-Post (RFC 8058), or let the engine add them (listUnsubscribe).',
+  },
+  E_SMIME_REFUSED: {
+    status: 422,
+    fix: "Renew or replace the certified account's certificate (gridpost accounts add), or remove the account.",
+  },
+  E_KEY_INVALID: {
+    status: 400,
+    fix: 'Give a PEM private key: PKCS#1 ("BEGIN RSA PRIVATE KEY") or PKCS#8 ("BEGIN PRIVATE KEY").',
+  },
+  E_KEY_ENCRYPTED: {
+    status: 400,
+    fix: 'Remove the passphrase first: openssl pkey -in KEY.pem -out PLAIN.pem.',
+  },
+  E_KEY_UNSUPPORTED: {
+    status: 400,
+    fix: 'Use an RSA key of 1024 to 4096 bits (2048 recommended) or an Ed25519 key.',
+  },
+  E_KEY_WEAK: {
+    status: 400,
+    fix: 'Use an RSA key of at least 1024 bits (RFC 8301); 2048 is recommended.',
   },
   E_NOT_FOUND: { status: 404, fix: 'Check the id; records are kept for records.retention.' },
   E_STORAGE: { status: 503, fix: 'The spool could not write (disk full?); retry later.' },

@@ -16,13 +16,19 @@ import type { PolicyService } from '../shaping/policy-service.js';
 import { isRefusal, prepareMessage, type IntakeRefusal } from './message.js';
 import { NetworkSet } from './networks.js';
 import { takeRoutingFields } from './routing-headers.js';
+import { runChecks, type CheckReason } from './checks.js';
+import { readHeader } from './header.js';
+import type { Maildomains, SigningPlan } from '../maildomains/maildomains.js';
+import { signForPlan } from '../signing/signing.js';
+import { signingRefusal } from '../signing/smime-credential.js';
 
 /** A message offered by a client, before checks. */
 export interface Offer {
   sender: string;
   recipients: string[];
   raw: Buffer;
-  queue: string;
+  /** The queue asked for; the From maildomain's default queue, else "default", when absent. */
+  queue?: string;
   /** The egress pool asked for; the queue's pool when absent. */
   pool?: string;
   /** Add a one-click unsubscribe link; the queue's listUnsubscribe when absent. */
@@ -35,9 +41,16 @@ export interface Offer {
 export type OfferResult =
   { ok: true; accepted: AcceptedMessage } | { ok: false; refusal: IntakeRefusal | StorageRefusal };
 
-/** A refusal that is not about the message itself. */
+/** A refusal that is not about the message's bytes. */
 export interface StorageRefusal {
-  reason: 'storage' | 'batch-refused' | 'unknown-queue' | 'unknown-pool' | 'suppressed';
+  reason:
+    | 'storage'
+    | 'batch-refused'
+    | 'unknown-queue'
+    | 'unknown-pool'
+    | 'suppressed'
+    | 'smime-refused'
+    | CheckReason;
   code: number;
   enhanced: string;
   text: string;
@@ -58,8 +71,14 @@ const NOT_QUEUED: StorageRefusal = {
   text: 'Not queued: another message of the same batch was refused',
 };
 
+/** A message that passed the checks, with how it is to be signed. */
+interface Prepared {
+  message: NewMessage;
+  plan?: SigningPlan;
+}
+
 function isRefused(
-  p: NewMessage | IntakeRefusal | StorageRefusal,
+  p: Prepared | IntakeRefusal | StorageRefusal,
 ): p is IntakeRefusal | StorageRefusal {
   return 'reason' in p;
 }
@@ -78,6 +97,7 @@ export class Intake {
     private readonly policy: PolicyService,
     private readonly suppressions: SuppressionList,
     private readonly unsubscribe: UnsubscribeLinks,
+    private readonly maildomains: Maildomains,
   ) {
     this.relayNetworks = new NetworkSet(config.smtp.allowedNetworks);
   }
@@ -94,7 +114,8 @@ export class Intake {
       return prepared.map((p) => ({ ok: false, refusal: isRefused(p) ? p : NOT_QUEUED }));
     }
     try {
-      const accepted = await this.scheduler.accept(prepared as NewMessage[]);
+      const messages = await Promise.all((prepared as Prepared[]).map((p) => this.sign(p)));
+      const accepted = await this.scheduler.accept(messages);
       return accepted.map((a) => ({ ok: true, accepted: a }));
     } catch (err) {
       this.log.error({ err }, 'spool write failed; messages refused with 452');
@@ -102,35 +123,69 @@ export class Intake {
     }
   }
 
-  private prepare(offer: Offer): NewMessage | IntakeRefusal | StorageRefusal {
+  private prepare(offer: Offer): Prepared | IntakeRefusal | StorageRefusal {
     const routed = offer.via === 'smtp' ? this.routeByHeader(offer) : offer;
     if ('reason' in routed) return routed;
     const o = this.withoutSuppressed(routed);
     if ('reason' in o) return o;
     const messageId = newMessageId();
-    const body = prepareMessage(o.raw, {
+    const now = new Date();
+    const prepared = prepareMessage(o.raw, {
       hostname: this.config.hostname,
       messageId,
       helo: o.client.helo,
       clientIp: o.client.ip,
       protocol: protocolName(o),
       recipient: o.recipients.length === 1 ? o.recipients[0] : undefined,
-      now: new Date(),
+      now,
     });
-    if (isRefusal(body)) return body;
-    const withLink = this.withUnsubscribeLink(body, o, messageId);
-    return {
+    if (isRefusal(prepared)) return prepared;
+    const from = readHeader(prepared).from;
+    const plan = from ? this.maildomains.plan(from) : undefined;
+    const queue = this.queueOf(o, plan);
+    const body = this.withUnsubscribeLink(prepared, o, queue, messageId);
+    const header = readHeader(body);
+    const verdict = runChecks(
+      {
+        header,
+        plan,
+        bulk: this.policy.current.queue(queue).bulk,
+        maildomains: this.maildomains.size,
+      },
+      this.config.checks,
+    );
+    if (verdict.refusal) return verdict.refusal;
+    const smime = plan?.account && from ? signingRefusal(plan.account, from, now) : null;
+    if (smime) return { reason: 'smime-refused', code: 554, enhanced: '5.7.1', text: smime.text };
+    const message: NewMessage = {
       id: messageId,
       sender: o.sender,
       recipients: o.recipients,
-      body: withLink,
-      queue: o.queue,
+      body,
+      queue,
       ...(o.pool ? { pool: o.pool } : {}),
-      maxAgeMs: this.scheduler.queue(o.queue).maxAge,
+      maxAgeMs: this.scheduler.queue(queue).maxAge,
       suppressionChecked: this.checkedVersion,
       via: o.via,
       client: { ip: o.client.ip, user: o.client.user, apiKey: o.client.apiKey },
+      ...(plan ? { maildomain: plan.maildomain } : {}),
+      ...(verdict.warnings.length ? { warnings: verdict.warnings } : {}),
     };
+    return { message, ...(plan ? { plan } : {}) };
+  }
+
+  /** The queue asked for, else the maildomain's default queue (if the policy still has it). */
+  private queueOf(o: Offer, plan: SigningPlan | undefined): string {
+    if (o.queue) return o.queue;
+    const fallback = plan ? this.maildomains.find(plan.maildomain)?.defaultQueue : null;
+    return fallback && this.policy.current.hasQueue(fallback) ? fallback : 'default';
+  }
+
+  /** Signs a checked message as its plan says (S/MIME, then DKIM); off the event loop. */
+  private async sign(p: Prepared): Promise<NewMessage> {
+    if (!p.plan || (p.plan.dkim.length === 0 && !p.plan.account)) return p.message;
+    const { body, signatures } = await signForPlan(p.message.body, p.plan, new Date());
+    return { ...p.message, body, signatures };
   }
 
   /**
@@ -142,7 +197,7 @@ export class Intake {
     if (fields.raw === o.raw) return o;
     const policy = this.policy.current;
     const queue = fields.queue ?? o.queue;
-    if (!policy.hasQueue(queue)) {
+    if (queue !== undefined && !policy.hasQueue(queue)) {
       const text = `X-Gridpost-Queue names no queue "${queue}"`;
       return { reason: 'unknown-queue', code: 550, enhanced: '5.7.1', text };
     }
@@ -150,7 +205,12 @@ export class Intake {
       const text = `X-Gridpost-Pool names no pool "${fields.pool}"`;
       return { reason: 'unknown-pool', code: 550, enhanced: '5.7.1', text };
     }
-    return { ...o, raw: fields.raw, queue, ...(fields.pool ? { pool: fields.pool } : {}) };
+    return {
+      ...o,
+      raw: fields.raw,
+      ...(queue ? { queue } : {}),
+      ...(fields.pool ? { pool: fields.pool } : {}),
+    };
   }
 
   /**
@@ -158,8 +218,8 @@ export class Intake {
    * call asks for one and links are configured; as it was otherwise (also when the message
    * already has a List-Unsubscribe field: the sender's own link wins).
    */
-  private withUnsubscribeLink(body: Buffer, o: Offer, messageId: string): Buffer {
-    const wanted = o.listUnsubscribe ?? this.policy.current.queue(o.queue).listUnsubscribe;
+  private withUnsubscribeLink(body: Buffer, o: Offer, queue: string, messageId: string): Buffer {
+    const wanted = o.listUnsubscribe ?? this.policy.current.queue(queue).listUnsubscribe;
     if (!wanted || !this.unsubscribe.enabled || o.recipients.length !== 1) return body;
     const end = body.indexOf('\r\n\r\n');
     const header = body.subarray(0, end < 0 ? body.length : end).toString('latin1');

@@ -97,7 +97,6 @@ async function acceptMessage(
       sender: txn.from,
       recipients: txn.recipients,
       raw: data,
-      queue: 'default',
       via: 'smtp',
       client: { ip: c.remoteAddress, user: c.user, helo: c.helo, tls: c.tls },
     },

@@ -38,6 +38,15 @@ export interface ReceptionRecord extends RecordBase {
   recipients: { id: string; address: string }[];
   via: 'smtp' | 'http';
   client: { ip?: string; user?: string; apiKey?: string };
+  /** The maildomain of the From address, when it is one. */
+  maildomain?: string;
+  /** The DKIM signatures and the S/MIME signature intake added. */
+  signatures?: {
+    dkim: { domain: string; selector: string; algorithm: string }[];
+    smime?: { address: string; fingerprint: string };
+  };
+  /** Intake checks in warn mode that the message failed (checks.*: warn). */
+  warnings?: { check: string; text: string }[];
 }
 
 /** Where and how one delivery attempt went: the remote host, our source, the reply, TLS. */
@@ -99,7 +108,7 @@ export interface RejectedRecord extends RecordBase {
   recipient?: string;
   reason: string;
   reply: SmtpReply;
-  client: { ip?: string; user?: string };
+  client: { ip?: string; user?: string; apiKey?: string };
 }
 
 /** An operator acted on a recipient: purged it (its final record) or moved it. */

@@ -56,6 +56,11 @@ export const queueSchema = z.strictObject({
    * to its single-recipient messages that have none; needs feedback.unsubscribeUrl.
    */
   listUnsubscribe: z.boolean().default(false),
+  /**
+   * Bulk (marketing) mail: intake asks its messages for List-Unsubscribe and
+   * List-Unsubscribe-Post (RFC 8058), as Gmail, Yahoo and Microsoft require of bulk senders.
+   */
+  bulk: z.boolean().default(false),
 });
 
 /** An egress source: one local address to bind, and the name we give in EHLO. */

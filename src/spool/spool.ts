@@ -31,6 +31,10 @@ export interface NewMessage {
   suppressionChecked?: number;
   via: 'smtp' | 'http';
   client: ReceptionRecord['client'];
+  /** The maildomain of its From address, the checks that warned, and what signed it. */
+  maildomain?: string;
+  warnings?: ReceptionRecord['warnings'];
+  signatures?: ReceptionRecord['signatures'];
 }
 
 /** A recipient waiting for delivery, as the scheduler and dispatcher see it. */
@@ -154,6 +158,9 @@ export class Spool {
       recipients: a.recipients.map((r) => ({ id: r.id, address: r.address })),
       via: m.via,
       client: m.client,
+      ...(m.maildomain ? { maildomain: m.maildomain } : {}),
+      ...(m.signatures ? { signatures: m.signatures } : {}),
+      ...(m.warnings ? { warnings: m.warnings } : {}),
     });
   }
 

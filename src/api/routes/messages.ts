@@ -6,10 +6,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import addressparser from 'nodemailer/lib/addressparser';
-import { GridpostError } from '../../errors/catalogue.js';
+import { GridpostError, type ErrorCode } from '../../errors/catalogue.js';
 import { addressProblem } from '../../intake/addresses.js';
 import { composeMessage } from '../../intake/compose.js';
-import type { Offer } from '../../intake/intake.js';
+import { refusalReply, type Offer, type OfferResult } from '../../intake/intake.js';
 import type { ApiContext } from '../server.js';
 import {
   acceptedSchema,
@@ -37,7 +37,10 @@ export function messageRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const offers = await Promise.all(items.map((m, i) => toOffer(ctx, m, i, client)));
       const results = await ctx.intake.offer(offers);
       const refusedAt = results.findIndex((r) => !r.ok && r.refusal.reason !== 'batch-refused');
-      if (refusedAt >= 0) throw refusalError(results[refusedAt]!, refusedAt);
+      if (refusedAt >= 0) {
+        noteRefusal(ctx, offers[refusedAt]!, results[refusedAt]!);
+        throw refusalError(results[refusedAt]!, refusedAt);
+      }
       ctx.metrics.injectionLatency.observe({ via: 'http' }, (performance.now() - started) / 1000);
       const messages = results.map((r) => (r.ok ? summary(r.accepted) : null));
       return reply.code(202).send({ messages });
@@ -79,9 +82,9 @@ async function toOffer(
   client: Offer['client'],
 ): Promise<Offer> {
   const at = `messages[${i}]`;
-  const queue = m.queue ?? 'default';
+  const queue = m.queue;
   const policy = ctx.policy.current;
-  if (!policy.hasQueue(queue)) {
+  if (queue !== undefined && !policy.hasQueue(queue)) {
     throw new GridpostError('E_UNKNOWN_QUEUE', `${at}.queue: no queue "${queue}"`, {
       path: `${at}.queue`,
     });
@@ -157,11 +160,29 @@ function refusalError(
   i: number,
 ) {
   const refusal = (r as { refusal: { reason: string; text: string } }).refusal;
-  const code =
-    refusal.reason === 'storage'
-      ? 'E_STORAGE'
-      : refusal.reason === 'suppressed'
-        ? 'E_SUPPRESSED'
-        : 'E_BAD_MESSAGE';
+  const code = REFUSAL_CODES[refusal.reason] ?? 'E_BAD_MESSAGE';
   return new GridpostError(code, `messages[${i}]: ${refusal.text}`, { path: `messages[${i}]` });
 }
+
+/** The Rejected record of a refused message (not of the batch's others, which were fine). */
+function noteRefusal(ctx: ApiContext, offer: Offer, r: OfferResult): void {
+  if (r.ok || r.refusal.reason === 'storage') return;
+  ctx.intake.rejected({
+    via: 'http',
+    sender: offer.sender,
+    reason: r.refusal.reason,
+    reply: refusalReply(r.refusal),
+    client: { ip: offer.client.ip, apiKey: offer.client.apiKey },
+  });
+}
+
+/** The API error code of each intake refusal reason (E_BAD_MESSAGE for the others). */
+const REFUSAL_CODES: Record<string, ErrorCode> = {
+  storage: 'E_STORAGE',
+  suppressed: 'E_SUPPRESSED',
+  'bad-structure': 'E_CHECK_STRUCTURE',
+  'unknown-maildomain': 'E_CHECK_FROM_DOMAIN',
+  'dkim-unaligned': 'E_CHECK_ALIGNMENT',
+  'no-list-unsubscribe': 'E_CHECK_LIST_UNSUBSCRIBE',
+  'smime-refused': 'E_SMIME_REFUSED',
+};
