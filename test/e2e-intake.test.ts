@@ -120,7 +120,7 @@ describe('SMTP intake policy and bad input', () => {
       await c.cmd('RCPT TO:<smuggle@dest.test>');
       await c.cmd('DATA');
       const smuggled = 'MAIL FROM:<evil@sender.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\n';
-      c.write(`Subject: s\r\n\r\nfirst${seq}${smuggled}second\r\n.\r\n`);
+      c.write(`From: <a@sender.test>\r\nSubject: s\r\n\r\nfirst${seq}${smuggled}second\r\n.\r\n`);
       assert.match(await c.reply(), /^250 /);
       assert.match(await c.cmd('QUIT'), /^221/);
       c.close();
@@ -277,7 +277,10 @@ describe('HTTP injection', () => {
     const before = t.engine.status.counters.received;
     const res = await api(t, 'POST', '/api/v1/messages', {
       messages: [
-        { envelope: { from: 'a@sender.test', to: ['ok@dest.test'] }, raw: 'Subject: ok\r\n\r\nok' },
+        {
+          envelope: { from: 'a@sender.test', to: ['ok@dest.test'] },
+          raw: 'From: a@sender.test\r\nSubject: ok\r\n\r\nok',
+        },
         { envelope: { from: 'a@sender.test', to: ['ok2@dest.test'] }, raw: 'no header here' },
       ],
     });

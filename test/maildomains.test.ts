@@ -292,3 +292,91 @@ describe('maildomains and domain keys', () => {
     assert.equal(bits.body.error.code, 'E_VALIDATION');
   });
 });
+
+describe('maildomain DNS status and the bulk-sender report', () => {
+  let world: TestWorld;
+  let t: TestEngine;
+  const BRAND = 'brand.test';
+
+  before(async () => {
+    world = await TestWorld.start();
+    await world.addProvider(['dest.test']);
+    t = await startEngine(world, {
+      policy: {
+        queues: { default: { retry: ['1s'], jitter: 0, maxAge: '30s' } },
+        sources: { out: { address: '127.0.0.1', helo: 'out.brand.test' } },
+      },
+    });
+    await api(t, 'PUT', `/api/v1/maildomains/${BRAND}`, { returnPathDomain: `bounces.${BRAND}` });
+    const key = await api(t, 'POST', `/api/v1/maildomains/${BRAND}/keys`, { selector: 'k1' });
+    world.dns.set(key.body.dns.name, { txt: [key.body.dns.value] });
+    await api(t, 'POST', `/api/v1/maildomains/${BRAND}/keys/k1/check`);
+    world.dns.set(`bounces.${BRAND}`, {
+      txt: ['v=spf1 ip4:127.0.0.1 -all'],
+      mx: [{ exchange: 'engine.test', priority: 10 }],
+    });
+    world.dns.set(`_dmarc.${BRAND}`, { txt: ['v=DMARC1; p=none; rua=mailto:d@brand.test'] });
+    world.dns.set('1.0.0.127.in-addr.arpa', { ptr: ['out.brand.test'] });
+    world.dns.set('out.brand.test', { a: ['127.0.0.1'] });
+  });
+  after(async () => {
+    await t.stop();
+    await world.stop();
+  });
+
+  it('says ok for every record that is published as needed', async () => {
+    const r = await api(t, 'GET', `/api/v1/maildomains/${BRAND}/dns`);
+    assert.equal(r.status, 200);
+    const kinds = r.body.records.map(
+      (x: { kind: string; status: string }) => `${x.kind}:${x.status}`,
+    );
+    assert.deepEqual(kinds.sort(), ['dkim:ok', 'dmarc:ok', 'ptr:ok', 'return-path:ok', 'spf:ok']);
+    assert.equal(r.body.status, 'ok');
+    const shown = await api(t, 'GET', `/api/v1/maildomains/${BRAND}`);
+    assert.equal(shown.body.dns.status, 'ok');
+  });
+
+  it('reports a missing DMARC and a wrong SPF with the fix, and the report fails them', async () => {
+    world.dns.remove(`_dmarc.${BRAND}`);
+    world.dns.merge(`bounces.${BRAND}`, { txt: ['v=spf1 ip4:192.0.2.1 -all'] });
+    const r = await api(t, 'GET', `/api/v1/maildomains/${BRAND}/dns`);
+    const by = (k: string) => r.body.records.find((x: { kind: string }) => x.kind === k);
+    assert.equal(by('dmarc').status, 'missing');
+    assert.match(by('dmarc').fix, /_dmarc/);
+    assert.equal(by('spf').status, 'wrong');
+    assert.match(by('spf').fix, /ip4:127\.0\.0\.1/);
+    const report = await api(t, 'GET', `/api/v1/maildomains/${BRAND}/compliance`);
+    assert.equal(report.status, 200);
+    assert.equal(report.body.compliant, false);
+    const status = Object.fromEntries(
+      report.body.items.map((i: { id: string; status: string }) => [i.id, i.status]),
+    );
+    assert.deepEqual(status, {
+      spf: 'fail',
+      dkim: 'pass',
+      dmarc: 'fail',
+      alignment: 'pass',
+      ptr: 'pass',
+      tls: 'pass',
+      unsubscribe: 'pass',
+      complaints: 'unknown',
+    });
+  });
+
+  it('counts complaints against deliveries for the complaint rate', async () => {
+    world.dns.set(`_dmarc.${BRAND}`, { txt: ['v=DMARC1; p=none'] });
+    world.dns.merge(`bounces.${BRAND}`, { txt: ['v=spf1 ip4:127.0.0.1 -all'] });
+    await injectSmtp(
+      t.smtpPort,
+      `a@${BRAND}`,
+      ['c1@dest.test'],
+      simpleMessage(`a@${BRAND}`, 'c1@dest.test'),
+    );
+    await waitForRecord(t, 'c1@dest.test', 'Delivery');
+    const report = await api(t, 'GET', `/api/v1/maildomains/${BRAND}/compliance`);
+    const complaint = report.body.items.find((i: { id: string }) => i.id === 'complaints');
+    assert.equal(complaint.status, 'pass');
+    assert.match(complaint.detail, /0 complaints for 1 deliveries/);
+    assert.equal(report.body.compliant, true, JSON.stringify(report.body.items));
+  });
+});

@@ -139,14 +139,14 @@ function accountCommands(program: Command, client: (cmd: Command) => Command): v
   const a = program.command('accounts').description('certified accounts (S/MIME signing)');
   client(a.command('add <address>').description('certify a sender address'))
     .option('--cert <file>', 'PEM certificate (and chain); the key may be in it too')
-    .option('--key <file>', 'PEM private key, when not in --cert')
+    .option('--key-file <file>', 'PEM private key, when not in --cert')
     .option('--p12 <file>', 'PKCS#12 file instead of PEM')
     .option('--password <p>', 'the PKCS#12 password', '')
     .action(async (address: string, o: ClientOptions & Record<string, string | undefined>) => {
       const body = o.p12
         ? { pkcs12: readFileOrFail(o.p12).toString('base64'), password: o.password }
         : {
-            pem: [o.cert, o.key]
+            pem: [o.cert, o.keyFile]
               .filter(Boolean)
               .map((f) => readText(f!))
               .join('\n'),

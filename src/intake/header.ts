@@ -47,7 +47,9 @@ export function readHeader(body: Buffer): MessageHeader {
   const problems: string[] = [];
   const fields = parseFields(text.split('\r\n'), problems);
   countProblems(fields, problems);
-  if (end >= 0) bodyLineProblem(body, end + 4, problems);
+  // Limitation: body lines over 998 octets (RFC 5322 §2.1.1) are taken as given, not refused
+  // or folded: injectors often write HTML that way and receivers take it. S/MIME signing
+  // re-encodes such content; DKIM signs it as it is.
   const from = fromAddress(fields, problems);
   return { fields, ...(from ? { from } : {}), problems };
 }
@@ -88,19 +90,6 @@ function countProblems(fields: HeaderField[], problems: string[]): void {
   for (const name of AT_MOST_ONCE) {
     const n = counts.get(name) ?? 0;
     if (n > 1) problems.push(`${n} ${name} fields; RFC 5322 §3.6 allows one`);
-  }
-}
-
-function bodyLineProblem(body: Buffer, start: number, problems: string[]): void {
-  let at = start;
-  while (at < body.length) {
-    const eol = body.indexOf('\r\n', at);
-    const stop = eol < 0 ? body.length : eol;
-    if (stop - at > MAX_LINE) {
-      problems.push(`a body line is longer than ${MAX_LINE} octets (RFC 5322 §2.1.1)`);
-      return;
-    }
-    at = stop + 2;
   }
 }
 

@@ -20,6 +20,7 @@ import { runChecks, type CheckReason } from './checks.js';
 import { readHeader } from './header.js';
 import type { Maildomains, SigningPlan } from '../maildomains/maildomains.js';
 import { signForPlan } from '../signing/signing.js';
+import { GridpostError } from '../errors/catalogue.js';
 import { signingRefusal } from '../signing/smime-credential.js';
 
 /** A message offered by a client, before checks. */
@@ -78,7 +79,7 @@ interface Prepared {
 }
 
 function isRefused(
-  p: Prepared | IntakeRefusal | StorageRefusal,
+  p: Prepared | NewMessage | IntakeRefusal | StorageRefusal,
 ): p is IntakeRefusal | StorageRefusal {
   return 'reason' in p;
 }
@@ -113,9 +114,12 @@ export class Intake {
     if (prepared.some(isRefused)) {
       return prepared.map((p) => ({ ok: false, refusal: isRefused(p) ? p : NOT_QUEUED }));
     }
+    const signed = await Promise.all((prepared as Prepared[]).map((p) => this.sign(p)));
+    if (signed.some(isRefused)) {
+      return signed.map((p) => ({ ok: false, refusal: isRefused(p) ? p : NOT_QUEUED }));
+    }
     try {
-      const messages = await Promise.all((prepared as Prepared[]).map((p) => this.sign(p)));
-      const accepted = await this.scheduler.accept(messages);
+      const accepted = await this.scheduler.accept(signed as NewMessage[]);
       return accepted.map((a) => ({ ok: true, accepted: a }));
     } catch (err) {
       this.log.error({ err }, 'spool write failed; messages refused with 452');
@@ -181,11 +185,21 @@ export class Intake {
     return fallback && this.policy.current.hasQueue(fallback) ? fallback : 'default';
   }
 
-  /** Signs a checked message as its plan says (S/MIME, then DKIM); off the event loop. */
-  private async sign(p: Prepared): Promise<NewMessage> {
+  /**
+   * Signs a checked message as its plan says (S/MIME, then DKIM; the key operations off the
+   * event loop). A message the signers refuse (a certificate that cannot sign it after all) is
+   * refused, not queued unsigned.
+   */
+  private async sign(p: Prepared): Promise<NewMessage | StorageRefusal> {
     if (!p.plan || (p.plan.dkim.length === 0 && !p.plan.account)) return p.message;
-    const { body, signatures } = await signForPlan(p.message.body, p.plan, new Date());
-    return { ...p.message, body, signatures };
+    try {
+      const { body, signatures } = await signForPlan(p.message.body, p.plan, new Date());
+      return { ...p.message, body, signatures };
+    } catch (err) {
+      if (!(err instanceof GridpostError)) throw err;
+      this.log.warn({ err, messageId: p.message.id }, 'signing refused the message');
+      return { reason: 'smime-refused', code: 554, enhanced: '5.7.1', text: err.message };
+    }
   }
 
   /**

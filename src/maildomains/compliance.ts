@@ -15,6 +15,8 @@ const ALL: Receiver[] = ['gmail', 'yahoo', 'microsoft'];
 
 /** One requirement and how the maildomain stands against it. */
 export interface ComplianceItem {
+  /** A stable name: spf, dkim, dmarc, alignment, ptr, tls, unsubscribe, complaints. */
+  id: string;
   requirement: string;
   receivers: Receiver[];
   status: 'pass' | 'warn' | 'fail' | 'unknown';
@@ -77,7 +79,7 @@ function dnsItem(dns: DnsStatus, kind: DnsRecordKind, requirement: string): Comp
   const records = dns.records.filter((r) => r.kind === kind);
   const bad = records.filter((r) => r.status === 'missing' || r.status === 'wrong');
   const erred = records.filter((r) => r.status === 'error');
-  const base = { requirement, receivers: ALL };
+  const base = { id: kind, requirement, receivers: ALL };
   if (records.length === 0) {
     return { ...base, status: 'unknown', detail: `nothing to check (no ${kind} records apply)` };
   }
@@ -94,7 +96,7 @@ function dnsItem(dns: DnsStatus, kind: DnsRecordKind, requirement: string): Comp
 /** DKIM: an active key of at least 1024 bits (2048 recommended), published. */
 function dkimItem(md: MaildomainView, dns: DnsStatus): ComplianceItem {
   const requirement = 'DKIM signature with a key of at least 1024 bits, published';
-  const base = { requirement, receivers: ALL };
+  const base = { id: 'dkim', requirement, receivers: ALL };
   const active = md.keys.filter((k) => k.state === 'active');
   if (md.signing.selectors.length === 0) {
     const fix = `gridpost keys generate ${md.domain} --selector s1; publish its record; check it`;
@@ -123,7 +125,7 @@ function dkimItem(md: MaildomainView, dns: DnsStatus): ComplianceItem {
 /** DMARC alignment (relaxed): DKIM d= or the return-path domain shares the From's org domain. */
 function alignmentItem(md: MaildomainView): ComplianceItem {
   const requirement = 'DMARC alignment: DKIM or SPF domain aligned with the From domain';
-  const base = { requirement, receivers: ALL };
+  const base = { id: 'alignment', requirement, receivers: ALL };
   const org = organisationalDomain(md.domain);
   const dkim = md.signing.selectors.length > 0 && organisationalDomain(md.signing.domain) === org;
   const rp = md.returnPathDomain;
@@ -137,7 +139,7 @@ function alignmentItem(md: MaildomainView): ComplianceItem {
 }
 
 function tlsItem(f: ComplianceFacts): ComplianceItem {
-  const base = { requirement: 'TLS for transmission', receivers: ALL };
+  const base = { id: 'tls', requirement: 'TLS for transmission', receivers: ALL };
   if (f.tlsDisabledFor.length > 0) {
     const detail = `shaping disables TLS towards ${f.tlsDisabledFor.join(', ')}`;
     return { ...base, status: 'fail', detail, fix: 'Set tls: opportunistic (or required) there.' };
@@ -159,7 +161,8 @@ function tlsItem(f: ComplianceFacts): ComplianceItem {
 }
 
 function unsubscribeItem(f: ComplianceFacts): ComplianceItem {
-  const base = { requirement: 'One-click unsubscribe (RFC 8058) on bulk mail', receivers: ALL };
+  const requirement = 'One-click unsubscribe (RFC 8058) on bulk mail';
+  const base = { id: 'unsubscribe', requirement, receivers: ALL };
   if (f.unsubscribe.enforced || f.unsubscribe.added) {
     const how = [
       f.unsubscribe.added ? 'added by the engine' : '',
@@ -173,7 +176,8 @@ function unsubscribeItem(f: ComplianceFacts): ComplianceItem {
 }
 
 function complaintItem(f: ComplianceFacts): ComplianceItem {
-  const base = { requirement: 'Complaint rate under 0.3 % (target 0.1 %)', receivers: ALL };
+  const requirement = 'Complaint rate under 0.3 % (target 0.1 %)';
+  const base = { id: 'complaints', requirement, receivers: ALL };
   const { delivered, complaints } = f.usage;
   if (delivered === 0) return { ...base, status: 'unknown', detail: 'no deliveries in 30 days' };
   const rate = complaints / delivered;

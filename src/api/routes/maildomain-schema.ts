@@ -129,6 +129,7 @@ export const complianceSchema = {
       items: {
         type: 'object',
         properties: {
+          id: { type: 'string' },
           requirement: { type: 'string' },
           receivers: { type: 'array', items: { type: 'string' } },
           status: { type: 'string', enum: ['pass', 'warn', 'fail', 'unknown'] },
