@@ -11,10 +11,13 @@
  *            (set above what the load reaches, so the cost is measured, not the limit), the
  *            built-in and a custom response rule matched against every reply, and signed
  *            return paths (VERP, bounces.domain): one HMAC and one transaction per recipient;
+ *   dkim     the plain engine with the sender's domain a maildomain whose RSA-2048 domain key
+ *            is active: every message is DKIM-signed at intake (relaxed/relaxed), and the
+ *            Reception records are checked for the signature afterwards;
  *   postfix  a private Postfix instance (stock process limits and durability) with a relayhost.
  *
  *   node dist/bench/bench.js [--messages 20000] [--size 5120] [--sessions 20] [--skip-postfix]
- *     [--skip-shaping]
+ *     [--skip-shaping] [--skip-dkim] [--dkim-algorithm rsa|ed25519]
  *
  * End to end means from the start of injection until smtp-sink's counter (-c, read from a
  * pipe) reaches N. A side client of ours sends one message every 20 ms meanwhile and times each
@@ -46,6 +49,8 @@ interface Options {
   sessions: number;
   skipPostfix: boolean;
   skipShaping: boolean;
+  skipDkim: boolean;
+  dkimAlgorithm: 'rsa' | 'ed25519';
 }
 
 /** What one run measured. Rates in messages per second, times in milliseconds. */
@@ -71,6 +76,7 @@ const SINK = {
   latency: '127.0.2.3',
   postfix: '127.0.2.4',
   shaping: '127.0.2.5',
+  dkim: '127.0.2.6',
 };
 const SENDER = 'load@source.bench';
 const RECIPIENT = 'rx@sink.bench';
@@ -257,14 +263,18 @@ const SHAPING_POLICY = {
   },
 };
 
+/** Which engine run: stock, with traffic shaping and VERP, or with DKIM signing. */
+type EngineRun = 'plain' | 'shaping' | 'dkim';
+
 /** The engine as a child process, delivering through MX lookups to its own sink. */
 async function benchEngine(
   world: TestWorld,
   o: Options,
   cleanup: Cleanup,
-  shaping = false,
+  mode: EngineRun = 'plain',
 ): Promise<Figures> {
-  const sinkIp = shaping ? SINK.shaping : SINK.engine;
+  const shaping = mode === 'shaping';
+  const sinkIp = mode === 'plain' ? SINK.engine : SINK[mode];
   const sink = await startSink(world, sinkIp);
   cleanup.add(() => sink.stop());
   pointMx(world, 'sink.bench', sinkIp);
@@ -282,14 +292,52 @@ async function benchEngine(
   const engine = await spawnEngine(file, world);
   killOnExit(engine);
   cleanup.add(() => stopEngine(engine));
+  if (mode === 'dkim') await activateDkim(httpPort, o.dkimAlgorithm);
   const target = { host: '127.0.0.1', port: smtpPort, sink, sample: true };
-  const name = shaping ? 'gridpost engine, shaping' : 'gridpost engine';
+  const name = {
+    plain: 'gridpost engine',
+    shaping: 'gridpost engine, shaping',
+    dkim: `gridpost engine, DKIM ${o.dkimAlgorithm}`,
+  }[mode];
   const figures = await measure(name, target, o);
   figures.peakRssMb = peakRssMb(engine.pid!);
   figures.engineDelivered = await engineDelivered(httpPort);
+  if (mode === 'dkim') await assertSigned(httpPort);
   await stopEngine(engine);
   sink.stop();
   return figures;
+}
+
+/** Makes the sender's domain a maildomain with an active domain key (no DNS needed to sign). */
+async function activateDkim(httpPort: number, algorithm: 'rsa' | 'ed25519'): Promise<void> {
+  const domain = SENDER.slice(SENDER.indexOf('@') + 1);
+  const base = `/api/v1/maildomains/${domain}`;
+  await call(httpPort, 'PUT', base, {});
+  await call(httpPort, 'POST', `${base}/keys`, { selector: 'bench', algorithm });
+  await call(httpPort, 'POST', `${base}/keys/bench/activate`, { force: true });
+}
+
+/** Fails the run unless the first Reception record says the message was DKIM-signed. */
+async function assertSigned(httpPort: number): Promise<void> {
+  const doc = (await call(httpPort, 'GET', '/api/v1/events?after=0&type=Reception&limit=1')) as {
+    events: { signatures?: { dkim: unknown[] } }[];
+  };
+  if (!doc.events[0]?.signatures?.dkim.length) throw new Error('dkim: messages were not signed');
+}
+
+/** One call to the engine's API; throws on an error answer. */
+async function call(httpPort: number, method: string, path: string, body?: unknown) {
+  const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${TEST_KEY}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const doc = (await res.json().catch(() => null)) as unknown;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(doc)}`);
+  return doc;
 }
 
 /** MX <domain> -> mx.<domain> -> ip, in the test DNS server. */
@@ -357,8 +405,14 @@ function options(): Options {
       sessions: { type: 'string', default: '20' },
       'skip-postfix': { type: 'boolean', default: false },
       'skip-shaping': { type: 'boolean', default: false },
+      'skip-dkim': { type: 'boolean', default: false },
+      'dkim-algorithm': { type: 'string', default: 'rsa' },
     },
   });
+  const algorithm = values['dkim-algorithm'];
+  if (algorithm !== 'rsa' && algorithm !== 'ed25519') {
+    throw new Error('--dkim-algorithm wants rsa or ed25519');
+  }
   const int = (name: string, v: string) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} wants a positive integer`);
@@ -370,6 +424,8 @@ function options(): Options {
     sessions: int('sessions', values.sessions),
     skipPostfix: values['skip-postfix'],
     skipShaping: values['skip-shaping'],
+    skipDkim: values['skip-dkim'],
+    dkimAlgorithm: algorithm,
   };
 }
 
@@ -429,7 +485,14 @@ function printColumns(rows: string[][]): void {
 }
 
 /** The one-line JSON summary. */
-function summary(o: Options, raw: Figures, engine: Figures, postfix?: Figures, shaping?: Figures) {
+function summary(
+  o: Options,
+  raw: Figures,
+  engine: Figures,
+  postfix?: Figures,
+  shaping?: Figures,
+  dkim?: Figures,
+) {
   const brief = (f: Figures) => ({
     e2e: f.endToEndRate,
     inject: f.injectionRate,
@@ -445,6 +508,7 @@ function summary(o: Options, raw: Figures, engine: Figures, postfix?: Figures, s
     raw: brief(raw),
     engine: brief(engine),
     shaping: shaping ? brief(shaping) : null,
+    dkim: dkim ? brief(dkim) : null,
     postfix: postfix ? brief(postfix) : null,
     ratio: postfix ? round2(ratio(engine, postfix)) : null,
   });
@@ -466,15 +530,19 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     printHeader(o);
-    const { raw, engine, shaping, postfix } = await runAll(o, cleanup);
+    const { raw, engine, shaping, dkim, postfix } = await runAll(o, cleanup);
     console.log('');
-    const rows = [raw, engine, ...(shaping ? [shaping] : []), ...(postfix ? [postfix] : [])];
-    printTable(rows, postfix && ratio(engine, postfix));
-    if (shaping) {
-      const kept = (100 * shaping.endToEndRate) / engine.endToEndRate;
-      console.log(`shaping keeps ${kept.toFixed(1)} % of the engine's end-to-end rate`);
+    const optional = [shaping, dkim, postfix].filter((f): f is Figures => f !== undefined);
+    printTable([raw, engine, ...optional], postfix && ratio(engine, postfix));
+    for (const [what, f] of [
+      ['shaping', shaping],
+      ['DKIM signing', dkim],
+    ] as const) {
+      if (!f) continue;
+      const kept = (100 * f.endToEndRate) / engine.endToEndRate;
+      console.log(`${what} keeps ${kept.toFixed(1)} % of the engine's end-to-end rate`);
     }
-    console.log(`\n${summary(o, raw, engine, postfix, shaping)}`);
+    console.log(`\n${summary(o, raw, engine, postfix, shaping, dkim)}`);
   } finally {
     await cleanup.run();
   }
@@ -491,13 +559,16 @@ async function runAll(o: Options, cleanup: Cleanup) {
   const engine = await step('engine', () => benchEngine(world, o, cleanup));
   const shaping = o.skipShaping
     ? undefined
-    : await step('shaping', () => benchEngine(world, o, cleanup, true));
+    : await step('shaping', () => benchEngine(world, o, cleanup, 'shaping'));
+  const dkim = o.skipDkim
+    ? undefined
+    : await step('dkim', () => benchEngine(world, o, cleanup, 'dkim'));
   const noPostfix = o.skipPostfix ? '--skip-postfix' : postfixUnavailable();
   if (noPostfix) console.log(`postfix: skipped (${noPostfix})`);
   const postfix = noPostfix
     ? undefined
     : await step('postfix', () => benchPostfix(world, o, cleanup));
-  return { raw, engine, shaping, postfix };
+  return { raw, engine, shaping, dkim, postfix };
 }
 
 function ratio(engine: Figures, postfix: Figures): number {
