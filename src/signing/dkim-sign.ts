@@ -1,0 +1,249 @@
+/**
+ * DKIM signing of whole messages (RFC 6376 §5, RFC 8463 for Ed25519) with one or more
+ * signers: each adds its own DKIM-Signature field on top, and none covers another's.
+ *
+ * Our own signer rather than mailauth's: that one managed about 455 RSA-2048 signatures a
+ * second on a 20 KB message on one thread, under our throughput target. Here the body is
+ * canonicalised by a byte-level pass straight into the hash (dkim-canon.ts), hashed once per
+ * body canonicalisation however many signers, and the private-key operation can run off the
+ * event loop (signMessage).
+ */
+import { createHash, sign as cryptoSign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { GridpostError } from '../errors/catalogue.js';
+import { signInPool } from './dkim-offload.js';
+import {
+  canonicalBody,
+  canonicalField,
+  relaxedField,
+  splitMessage,
+  wireForm,
+} from './dkim-canon.js';
+import type { CanonMode, Canonicalization, HeaderField } from './dkim-canon.js';
+import {
+  DEFAULT_OVERSIGNED_HEADERS,
+  DEFAULT_SIGNED_HEADERS,
+  dkimQuotedPrintable,
+  foldedTemplate,
+  headerList,
+  selectFields,
+  withSignature,
+} from './dkim-field.js';
+import type { Tag } from './dkim-field.js';
+import type { DkimAlgorithm } from './dkim-key.js';
+
+export type { Canonicalization } from './dkim-canon.js';
+export type { DkimAlgorithm } from './dkim-key.js';
+
+/** Who signs and how: one DKIM-Signature field per signer. */
+export interface DkimSigner {
+  /** d=: the signing domain, ASCII (an IDN in its A-label form). */
+  domain: string;
+  /** s=: the selector; the public key is at SELECTOR._domainkey.DOMAIN. */
+  selector: string;
+  algorithm: DkimAlgorithm;
+  /** An RSA key for rsa-sha256, an Ed25519 key for ed25519-sha256. */
+  privateKey: KeyObject;
+  /** c=; relaxed/relaxed unless told. */
+  canonicalization?: Canonicalization;
+  /** i=: the agent or user signed for, "@domain" or "user@domain" in d= or a subdomain. */
+  identity?: string;
+  /** x= set this many seconds after t=; no x= (no expiry) unless told. */
+  expireAfterSeconds?: number;
+  /** Header fields to sign (h=) instead of DEFAULT_SIGNED_HEADERS; From is always added. */
+  headers?: string[];
+  /** Fields listed once more than present, instead of DEFAULT_OVERSIGNED_HEADERS; From always. */
+  oversign?: string[];
+}
+
+/** One signer's work: its finished template and the bytes its key must sign. */
+interface SigningJob {
+  signer: DkimSigner;
+  template: string;
+  /** For RSA the canonical header data; for Ed25519 its SHA-256 (RFC 8463 §3). */
+  input: Buffer;
+}
+
+const DEFAULT_CANONICALIZATION: Canonicalization = 'relaxed/relaxed';
+const CANONICALIZATIONS: readonly string[] = [
+  'relaxed/relaxed',
+  'simple/simple',
+  'relaxed/simple',
+  'simple/relaxed',
+];
+// RFC 6376 §3.5 d= and s= are domain names: LDH labels joined by dots (no underscore).
+const DNS_NAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
+// RFC 5322 §3.6.8 ftext: printable ASCII but the colon.
+const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+
+/**
+ * Signs a message (CRLF line ends, as intake stores it) and returns it with the
+ * DKIM-Signature fields on top, in the order of the signers. The key operations run on
+ * libuv's thread pool, so the event loop stays free (dkim-offload.ts says why that way).
+ * `now` sets t= (and x=).
+ */
+export async function signMessage(
+  message: Buffer,
+  signers: readonly DkimSigner[],
+  now: Date = new Date(),
+): Promise<Buffer> {
+  const { wire, jobs } = prepare(message, signers, now);
+  const signatures = await Promise.all(
+    jobs.map((job) => signInPool(hashOf(job), job.input, job.signer.privateKey)),
+  );
+  return assemble(wire, jobs, signatures);
+}
+
+/** signMessage with the key operations on the calling thread (for workers and tools). */
+export function signMessageSync(
+  message: Buffer,
+  signers: readonly DkimSigner[],
+  now: Date = new Date(),
+): Buffer {
+  const { wire, jobs } = prepare(message, signers, now);
+  const signatures = jobs.map((job) => cryptoSign(hashOf(job), job.input, job.signer.privateKey));
+  return assemble(wire, jobs, signatures);
+}
+
+/** The digest crypto.sign applies: SHA-256 for RSA, none for Ed25519 (input is the hash). */
+function hashOf(job: SigningJob): string | null {
+  return job.signer.algorithm === 'rsa-sha256' ? 'sha256' : null;
+}
+
+/** Everything before the key operations: wire form, body hashes, h= lists, templates. */
+function prepare(message: Buffer, signers: readonly DkimSigner[], now: Date) {
+  if (signers.length === 0) {
+    throw new GridpostError('E_VALIDATION', 'no DKIM signer given', { path: 'signers' });
+  }
+  signers.forEach(validateSigner);
+  const wire = wireForm(message);
+  const { fields, body } = splitMessage(wire);
+  if (!fields.some((f) => f.name === 'from')) {
+    throw new GridpostError('E_BAD_MESSAGE', 'the message has no From field to sign');
+  }
+  const bodyHashes = new Map<CanonMode, string>();
+  const bodyHash = (mode: CanonMode): string => {
+    let hash = bodyHashes.get(mode);
+    if (hash === undefined) bodyHashes.set(mode, (hash = hashBody(body, mode)));
+    return hash;
+  };
+  const jobs = signers.map((s) => jobFor(s, fields, bodyHash, now));
+  return { wire, jobs };
+}
+
+/** bh=: the base64 SHA-256 of the canonical body (RFC 6376 §3.7). */
+function hashBody(body: Buffer, mode: CanonMode): string {
+  const hash = createHash('sha256');
+  canonicalBody(body, mode, hash);
+  return hash.digest('base64');
+}
+
+/** One signer's template and the header data it signs (RFC 6376 §3.7, §5.4). */
+function jobFor(
+  signer: DkimSigner,
+  fields: readonly HeaderField[],
+  bodyHash: (mode: CanonMode) => string,
+  now: Date,
+): SigningJob {
+  const [headerMode, bodyMode] = canonModes(signer);
+  const list = headerList(fields, signedNames(signer), oversignedNames(signer));
+  const template = foldedTemplate(tagsOf(signer, list, bodyHash(bodyMode), now));
+  const data = selectFields(fields, list).map((f) => canonicalField(f, headerMode));
+  // The signature field itself comes last, with b= empty and without its CRLF.
+  data.push(headerMode === 'simple' ? template : relaxedField(template));
+  const input = Buffer.from(data.join(''), 'latin1');
+  if (signer.algorithm === 'rsa-sha256') return { signer, template, input };
+  return { signer, template, input: createHash('sha256').update(input).digest() };
+}
+
+function canonModes(signer: DkimSigner): [CanonMode, CanonMode] {
+  const c = signer.canonicalization ?? DEFAULT_CANONICALIZATION;
+  return c.split('/') as [CanonMode, CanonMode];
+}
+
+/** h= candidates in lower case, From first and exactly once. */
+function signedNames(signer: DkimSigner): string[] {
+  const names = (signer.headers ?? DEFAULT_SIGNED_HEADERS).map((n) => n.toLowerCase());
+  return ['from', ...new Set(names.filter((n) => n !== 'from'))];
+}
+
+/** The over-signed names: From always (a second From must break the signature). */
+function oversignedNames(signer: DkimSigner): Set<string> {
+  const names = (signer.oversign ?? DEFAULT_OVERSIGNED_HEADERS).map((n) => n.toLowerCase());
+  return new Set(['from', ...names]);
+}
+
+/** The tags in the order they are written; b= follows them (foldedTemplate). */
+function tagsOf(signer: DkimSigner, list: string[], bh: string, now: Date): Tag[] {
+  const t = Math.floor(now.getTime() / 1000); // seconds since the epoch (RFC 6376 §3.5)
+  const [headerMode, bodyMode] = canonModes(signer);
+  const tags: Tag[] = [
+    { name: 'v', value: '1', split: 'never' },
+    { name: 'a', value: signer.algorithm, split: 'never' },
+    { name: 'c', value: `${headerMode}/${bodyMode}`, split: 'never' },
+    { name: 'd', value: signer.domain, split: 'never' },
+    { name: 's', value: signer.selector, split: 'never' },
+  ];
+  if (signer.identity !== undefined) {
+    tags.push({ name: 'i', value: dkimQuotedPrintable(signer.identity), split: 'never' });
+  }
+  tags.push({ name: 't', value: String(t), split: 'never' });
+  if (signer.expireAfterSeconds !== undefined) {
+    tags.push({ name: 'x', value: String(t + signer.expireAfterSeconds), split: 'never' });
+  }
+  tags.push({ name: 'h', value: list.join(':'), split: 'list' });
+  tags.push({ name: 'bh', value: bh, split: 'anywhere' });
+  return tags;
+}
+
+/** The wire message with each signer's finished field above it, first signer on top. */
+function assemble(wire: Buffer, jobs: SigningJob[], signatures: Buffer[]): Buffer {
+  const fields = jobs.map((job, i) =>
+    withSignature(job.template, signatures[i]!.toString('base64')),
+  );
+  return Buffer.concat([Buffer.from(fields.join('\r\n') + '\r\n', 'latin1'), wire]);
+}
+
+/** Refuses a signer that would produce a signature no verifier accepts. */
+function validateSigner(signer: DkimSigner, index: number): void {
+  const bad = (field: string, why: string): never => {
+    throw new GridpostError('E_VALIDATION', `DKIM signer ${index}: ${why}`, {
+      path: `signers[${index}].${field}`,
+    });
+  };
+  if (!DNS_NAME.test(signer.domain)) bad('domain', `"${signer.domain}" is not a domain name`);
+  if (!DNS_NAME.test(signer.selector)) bad('selector', `"${signer.selector}" is not a selector`);
+  const c = signer.canonicalization;
+  if (c !== undefined && !CANONICALIZATIONS.includes(c)) bad('canonicalization', `"${c}"`);
+  const keyWrong = keyProblem(signer.algorithm, signer.privateKey);
+  if (keyWrong) bad('privateKey', keyWrong);
+  const idWrong = signer.identity === undefined ? '' : identityProblem(signer.identity, signer);
+  if (idWrong) bad('identity', idWrong);
+  const x = signer.expireAfterSeconds;
+  if (x !== undefined && !(Number.isInteger(x) && x > 0)) {
+    bad('expireAfterSeconds', 'must be a whole number of seconds above 0 (x= after t=)');
+  }
+  const names = [...(signer.headers ?? []), ...(signer.oversign ?? [])];
+  const badName = names.find((n) => !FIELD_NAME.test(n));
+  if (badName !== undefined) bad('headers', `"${badName}" is not a header field name`);
+}
+
+/** Why a key cannot sign with the algorithm, or ''. */
+function keyProblem(algorithm: DkimAlgorithm, key: KeyObject): string {
+  const want = { 'rsa-sha256': 'rsa', 'ed25519-sha256': 'ed25519' }[algorithm];
+  if (want === undefined) return `unknown algorithm "${String(algorithm)}"`;
+  if (key?.type !== 'private') return 'not a private KeyObject';
+  if (key.asymmetricKeyType !== want)
+    return `a ${key.asymmetricKeyType} key cannot sign ${algorithm}`;
+  return '';
+}
+
+/** Why i= is unusable, or '': its domain must be d= or under it (RFC 6376 §3.5). */
+function identityProblem(identity: string, signer: DkimSigner): string {
+  const at = identity.lastIndexOf('@');
+  if (at === -1) return `"${identity}" has no @domain`;
+  const domain = identity.slice(at + 1).toLowerCase();
+  const d = signer.domain.toLowerCase();
+  if (domain === d || domain.endsWith('.' + d)) return '';
+  return `the domain of "${identity}" is neither ${signer.domain} nor under it`;
+}
