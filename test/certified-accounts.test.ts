@@ -20,6 +20,10 @@ import {
   type TestEngine,
 } from './support/harness.js';
 import { makeTestCa, type TestCa } from './support/test-ca.js';
+import { openStore } from '../src/spool/store.js';
+import { KeyFiles } from '../src/maildomains/key-files.js';
+import { MaildomainStore } from '../src/maildomains/store.js';
+import { restoreCredential } from '../src/signing/smime-credential.js';
 import { dnsOf, verifyWithDkimpy } from './support/dkim-verifiers.js';
 
 const run = promisify(execFile);
@@ -172,5 +176,69 @@ describe('certified accounts (S/MIME)', () => {
     assert.equal(r.status, 204);
     const again = await api(t, 'DELETE', `/api/v1/accounts/${ALICE}`);
     assert.equal(again.body.error.code, 'E_NOT_FOUND');
+  });
+});
+
+describe('a certified account whose certificate expired after import', () => {
+  let world: TestWorld;
+  let t: TestEngine;
+  let ca: TestCa;
+
+  before(async () => {
+    ca = await makeTestCa();
+    world = await TestWorld.start();
+    await world.addProvider(['dest.test']);
+    const first = await startEngine(world);
+    await api(first, 'PUT', '/api/v1/maildomains/example.org', {});
+    await first.stop({ keepData: true });
+    // What an import made a year ago looks like now: the row and the 0600 key file of a
+    // certificate that has since expired (an import today would refuse it).
+    const db = openStore(first.dataDir);
+    const credential = restoreCredential(
+      { address: ALICE, certificatePem: ca.expired.certPem, chainPem: ca.intermediatePem },
+      ca.expired.keyPem,
+    );
+    const keyFile = KeyFiles.accountKeyName(ALICE);
+    new KeyFiles(first.dataDir).write(keyFile, ca.expired.keyPem);
+    new MaildomainStore(db).putAccount({
+      address: ALICE,
+      domain: 'example.org',
+      certificatePem: credential.certificatePem,
+      chainPem: credential.chainPem.join(''),
+      keyFile,
+      subject: credential.info.subject,
+      issuer: credential.info.issuer,
+      serial: credential.info.serial,
+      fingerprint: credential.info.fingerprint,
+      notBefore: credential.info.notBefore.getTime(),
+      notAfter: credential.info.notAfter.getTime(),
+      createdAt: Date.now(),
+    });
+    db.close();
+    t = await startEngine(world, {}, first.dataDir);
+  });
+  after(async () => {
+    await t.stop();
+    await world.stop();
+    ca.remove();
+  });
+
+  it('shows the account expired and refuses its mail rather than send it unsigned', async () => {
+    const accounts = await api(t, 'GET', '/api/v1/maildomains/example.org/accounts');
+    assert.equal(accounts.body.accounts[0].state, 'expired');
+    assert.match(accounts.body.accounts[0].warning, /expired/);
+    const body = simpleMessage(ALICE, 'frank@dest.test');
+    const r = await injectSmtp(t.smtpPort, ALICE, ['frank@dest.test'], body);
+    assert.equal(r.data?.code, 554);
+    assert.equal(r.data?.enhanced, '5.7.1');
+    assert.match(r.data?.text ?? '', /expired/);
+    const http = await api(t, 'POST', '/api/v1/messages', {
+      from: ALICE,
+      to: 'frank@dest.test',
+      subject: 's',
+      text: 't',
+    });
+    assert.equal(http.status, 422);
+    assert.equal(http.body.error.code, 'E_SMIME_REFUSED');
   });
 });
