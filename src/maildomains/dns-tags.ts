@@ -25,8 +25,3 @@ export function parseTagList(text: string): TagList {
   const map = new Map(tags);
   return { ok: true, tags, get: (name) => map.get(name) };
 }
-
-/** A base64 value without the whitespace that may fold it (RFC 6376 §3.6.1, p= tag). */
-export function unfoldBase64(value: string): string {
-  return value.replace(/\s+/g, '');
-}
