@@ -129,6 +129,7 @@ export function canonicalField(field: HeaderField, mode: CanonMode): string {
  */
 export function relaxedField(raw: string): string {
   const colon = raw.indexOf(':');
+  if (colon === -1) return raw; // not a field (h= never selects it)
   const name = raw.slice(0, colon).trimEnd().toLowerCase();
   const value = raw
     .slice(colon + 1)

@@ -78,9 +78,11 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 
 /**
  * Signs a message (CRLF line ends, as intake stores it) and returns it with the
- * DKIM-Signature fields on top, in the order of the signers. The key operations run on
- * libuv's thread pool, so the event loop stays free (dkim-offload.ts says why that way).
- * `now` sets t= (and x=).
+ * DKIM-Signature fields on top, in the order of the signers. What follows them is the message
+ * in wire form (dkim-canon.ts wireForm): the input itself unless it had bare CR or LF, no
+ * final CRLF or no empty line after the header; store and send the result as it is. The key
+ * operations run on libuv's thread pool, so the event loop stays free (dkim-offload.ts says
+ * why that way). `now` sets t= (and x=).
  */
 export async function signMessage(
   message: Buffer,
