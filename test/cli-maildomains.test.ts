@@ -4,49 +4,15 @@
  * test DNS serves it, the DNS status with its exit code, an imported PEM key, bad input.
  */
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { TestWorld } from '../src/testworld/index.js';
-import { CLI, kill9, spawnEngine, writeChildConfig } from './support/child-engine.js';
-import { TEST_KEY } from './support/harness.js';
-
-const exec = promisify(execFile);
-
-interface Failure {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { describe, it } from 'node:test';
+import { cliHarness } from './support/child-engine.js';
 
 describe('gridpost maildomains, keys and accounts', () => {
-  let world: TestWorld;
-  let dir: string;
-  let child: ChildProcess;
-  let common: string[] = [];
-  const cli = (...args: string[]) => exec(process.execPath, [CLI, ...args, ...common]);
-  const fails = (args: string[], check: (e: Failure) => void) =>
-    assert.rejects(cli(...args), (e: Failure) => {
-      check(e);
-      return true;
-    });
-
-  before(async () => {
-    world = await TestWorld.start();
-    dir = mkdtempSync(join(tmpdir(), 'gridpost-cli-md-'));
-    const { file, httpPort } = await writeChildConfig(world, dir);
-    child = await spawnEngine(file, world);
-    common = ['--api', `127.0.0.1:${httpPort}`, '--key', TEST_KEY];
-  });
-  after(async () => {
-    if (child) await kill9(child);
-    await world?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const h = cliHarness('cli-md');
+  const { cli, fails } = h;
 
   it('adds a maildomain and shows it', async () => {
     const added = await cli('maildomains', 'add', 'cli.test', '--queue', 'default');
@@ -65,14 +31,14 @@ describe('gridpost maildomains, keys and accounts', () => {
     assert.ok(strings.length >= 2 && strings.every((s) => s.length <= 255));
     const pending = await cli('keys', 'check', 'cli.test', 'c1');
     assert.match(pending.stdout, /pending/);
-    world.dns.set(publish[1]!, { txt: [strings.join('')] });
+    h.world.dns.set(publish[1]!, { txt: [strings.join('')] });
     const active = await cli('keys', 'check', 'cli.test', 'c1');
     assert.match(active.stdout, /^c1 rsa-sha256 2048 bits active since .* \(in DNS\)/m);
   });
 
   it('imports a PEM key, and warns about a 1024-bit one', async () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
-    const file = join(dir, 'old.pem');
+    const file = join(h.dir, 'old.pem');
     writeFileSync(file, privateKey.export({ type: 'pkcs1', format: 'pem' }));
     const out = await cli('keys', 'import', 'cli.test', file, '--selector', 'old');
     assert.match(out.stdout, /^old rsa-sha256 1024 bits pending/m);
@@ -97,10 +63,13 @@ describe('gridpost maildomains, keys and accounts', () => {
       assert.equal(e.code, 1);
       assert.match(e.stderr, /E_NOT_FOUND: nowhere\.test is not a maildomain/);
     });
-    await fails(['keys', 'import', 'cli.test', join(dir, 'absent.pem'), '--selector', 'y'], (e) => {
-      assert.match(e.stderr, /E_INPUT_FILE/);
-    });
-    await fails(['accounts', 'add', 'a@cli.test', '--cert', join(dir, 'absent.pem')], (e) => {
+    await fails(
+      ['keys', 'import', 'cli.test', join(h.dir, 'absent.pem'), '--selector', 'y'],
+      (e) => {
+        assert.match(e.stderr, /E_INPUT_FILE/);
+      },
+    );
+    await fails(['accounts', 'add', 'a@cli.test', '--cert', join(h.dir, 'absent.pem')], (e) => {
       assert.match(e.stderr, /E_INPUT_FILE/);
     });
   });

@@ -4,48 +4,15 @@
  * and a non-zero exit, entry edits, queue pauses, and a purge that needs a selection.
  */
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { TestWorld } from '../src/testworld/index.js';
-import { CLI, kill9, spawnEngine, writeChildConfig } from './support/child-engine.js';
-import { TEST_KEY } from './support/harness.js';
-
-const exec = promisify(execFile);
-
-interface Failure {
-  code: number;
-  stderr: string;
-}
+import { cliHarness } from './support/child-engine.js';
 
 describe('gridpost traffic and policy commands', () => {
-  let world: TestWorld;
-  let dir: string;
-  let child: ChildProcess;
-  let common: string[] = [];
-  const cli = (...args: string[]) => exec(process.execPath, [CLI, ...args, ...common]);
-  const fails = (args: string[], check: (e: Failure) => void) =>
-    assert.rejects(cli(...args), (e: Failure) => {
-      check(e);
-      return true;
-    });
-
-  before(async () => {
-    world = await TestWorld.start();
-    dir = mkdtempSync(join(tmpdir(), 'gridpost-cli-traffic-'));
-    const { file, httpPort } = await writeChildConfig(world, dir);
-    child = await spawnEngine(file, world);
-    common = ['--api', `127.0.0.1:${httpPort}`, '--key', TEST_KEY];
-  });
-  after(async () => {
-    if (child) await kill9(child);
-    await world?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const h = cliHarness('cli-traffic');
+  const { cli, fails } = h;
 
   it('exports the policy, applies an edited file, and exports what was applied', async () => {
     const exported = parse((await cli('policy', 'export')).stdout);
@@ -54,7 +21,7 @@ describe('gridpost traffic and policy commands', () => {
       ...exported,
       queues: { ...exported.queues, bulk: { weight: 5, retry: ['10m'], maxAge: '2d' } },
     };
-    const file = join(dir, 'policy.yaml');
+    const file = join(h.dir, 'policy.yaml');
     writeFileSync(file, `# ours\n${stringify(edited)}`);
     const applied = await cli('policy', 'apply', file);
     assert.match(applied.stdout, /^applied .*policy\.yaml: 2 queues, 1 shaping/);
@@ -65,7 +32,7 @@ describe('gridpost traffic and policy commands', () => {
   });
 
   it('checks a file without applying it on --dry-run', async () => {
-    const file = join(dir, 'dry.json');
+    const file = join(h.dir, 'dry.json');
     writeFileSync(file, JSON.stringify({ queues: { only: { weight: 1 } } }));
     const dry = await cli('policy', 'apply', file, '--dry-run');
     assert.match(dry.stdout, /dry\.json is valid \(1 queues\); nothing changed/);
@@ -74,7 +41,7 @@ describe('gridpost traffic and policy commands', () => {
   });
 
   it('refuses a bad policy file naming each bad key path, exit code 1', async () => {
-    const file = join(dir, 'bad.yaml');
+    const file = join(h.dir, 'bad.yaml');
     writeFileSync(file, 'queues:\n  bulk:\n    weight: 0\n    pool: nowhere\nshaping:\n  x: 3\n');
     await fails(['policy', 'apply', file], (e) => {
       assert.equal(e.code, 1);
@@ -88,13 +55,13 @@ describe('gridpost traffic and policy commands', () => {
   });
 
   it('refuses an unreadable or unparsable file with E_POLICY_FILE', async () => {
-    const broken = join(dir, 'broken.yaml');
+    const broken = join(h.dir, 'broken.yaml');
     writeFileSync(broken, 'queues: [unclosed\n');
     await fails(['policy', 'apply', broken], (e) => {
       assert.equal(e.code, 1);
       assert.match(e.stderr, /E_POLICY_FILE: .*broken\.yaml is not valid YAML or JSON/);
     });
-    await fails(['policy', 'apply', join(dir, 'missing.yaml')], (e) => {
+    await fails(['policy', 'apply', join(h.dir, 'missing.yaml')], (e) => {
       assert.equal(e.code, 1);
       assert.match(e.stderr, /E_POLICY_FILE: cannot read .*missing\.yaml: ENOENT/);
     });

@@ -2,12 +2,16 @@
  * An engine in a child process (the real `gridpost serve` command), for what an in-process
  * engine cannot show: kill -9 and restart, and the CLI.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import type { TestWorld } from '../../src/testworld/index.js';
+import { TestWorld } from '../../src/testworld/index.js';
 import { TEST_KEY } from './harness.js';
 
 export const CLI = join(process.cwd(), 'dist/src/cli/main.js');
@@ -77,4 +81,51 @@ export function kill9(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
   });
+}
+
+/** What a CLI test sees of a command that failed: its exit code and output. */
+export interface CliFailure {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A `gridpost serve` child for CLI tests, its test world, and the CLI aimed at it. */
+export interface CliHarness {
+  world: TestWorld;
+  /** A scratch directory (the child's data directory too), removed at the end. */
+  dir: string;
+  cli(...args: string[]): Promise<{ stdout: string; stderr: string }>;
+  /** Runs a command that must fail, and checks how. */
+  fails(args: string[], check: (e: CliFailure) => void): Promise<void>;
+}
+
+/**
+ * Registers before/after hooks in the current suite that start a test world and a child
+ * engine, and answers the harness (its fields are set once the before hook has run).
+ */
+export function cliHarness(prefix: string): CliHarness {
+  const exec = promisify(execFile);
+  let child: ChildProcess | undefined;
+  let common: string[] = [];
+  const h = {} as CliHarness;
+  h.cli = (...args) => exec(process.execPath, [CLI, ...args, ...common]);
+  h.fails = (args, check) =>
+    assert.rejects(h.cli(...args), (e: CliFailure) => {
+      check(e);
+      return true;
+    });
+  before(async () => {
+    h.world = await TestWorld.start();
+    h.dir = mkdtempSync(join(tmpdir(), `gridpost-${prefix}-`));
+    const { file, httpPort } = await writeChildConfig(h.world, h.dir);
+    child = await spawnEngine(file, h.world);
+    common = ['--api', `127.0.0.1:${httpPort}`, '--key', TEST_KEY];
+  });
+  after(async () => {
+    if (child) await kill9(child);
+    await h.world?.stop();
+    if (h.dir) rmSync(h.dir, { recursive: true, force: true });
+  });
+  return h;
 }
