@@ -144,11 +144,12 @@ export class Intake {
       now,
     });
     if (isRefusal(prepared)) return prepared;
-    const from = readHeader(prepared).from;
+    const first = readHeader(prepared);
+    const from = first.from;
     const plan = from ? this.maildomains.plan(from) : undefined;
     const queue = this.queueOf(o, plan);
     const body = this.withUnsubscribeLink(prepared, o, queue, messageId);
-    const header = readHeader(body);
+    const header = body === prepared ? first : readHeader(body);
     const verdict = runChecks(
       {
         header,

@@ -1,63 +1,98 @@
 /**
- * The private-key operation of a DKIM signature, run off the event loop: on libuv's thread
- * pool (crypto.sign with a callback), with only a few operations handed to the pool at once.
+ * The RSA private-key operation of a DKIM signature, run off the event loop on a few worker
+ * threads that run at the lowest CPU priority (dkim-worker.ts).
  *
- * Why the thread pool, and why the cap (bench/dkim.ts on the 2-core reference machine, shared
- * with other work at the time, so figures vary by about 20 %; 64 messages in flight):
- *   - Signing inline (signMessageSync) blocks the event loop for every signature, about
- *     0.35 ms for RSA-2048, and uses one core: 2,600 to 3,000 RSA signatures/s.
- *   - A worker_threads pool (one worker per core) running the whole signer, canonicalisation
- *     included, must copy each message to a worker and back: 4,150 to 4,650 RSA signatures/s
- *     with the event loop 5 ms late at p99. It also brings worker start-up, crash and
- *     shutdown handling.
- *   - crypto.sign with a callback moves only the key operation, with no copy: 4,000 to 4,600
- *     RSA signatures/s with the loop 2 ms late at p99, and more than the workers for Ed25519
- *     on 5 KB messages (17,000/s against 14,000/s; about equal at 20 KB).
- *   - But uncapped, the 64 jobs queue inside libuv, their completions come back in bursts and
- *     each runs the next message's canonicalisation: the loop was 28 to 56 ms late at p99.
- *     Handing the pool one operation per core plus one (so a thread never waits for the main
- *     thread to hand it the next) keeps each burst short.
- * The cap also leaves a pool thread to fs, dns.lookup and zlib, which share the pool.
+ * Why workers, and why niced (the engine's benchmark, 2-core machine, 5 KB messages, 20
+ * injecting sessions, RSA-2048): an RSA-2048 signature costs about 270 µs of CPU, more than
+ * half of what the engine spends on a message. On libuv's thread pool (crypto.sign with a
+ * callback) the signing threads took cores from the event loop, which answers every client:
+ * 1,420-1,440 messages a second. The same work on worker threads at nice 19 leaves the event
+ * loop its core and signs with what is left: see the README's figures. Each request carries
+ * only the canonical header bytes (a few hundred) and a key id; keys go to a worker once.
+ * Ed25519 does not come here: its signature costs about 30 µs, less than the trip (dkim-sign.ts).
  */
-import { sign as cryptoSign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { SignAnswer, SignRequest } from './dkim-worker.js';
 
-// libuv's pool size: UV_THREADPOOL_SIZE, 4 unless set (read once, as libuv does at start).
-const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+/** One worker, what it waits for, and which keys it holds. */
+interface Slot {
+  worker: Worker;
+  pending: Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>;
+  keys: Set<number>;
+}
+
+// One worker per core: signing runs only on CPU the event loop leaves, so more would not help.
+const WORKERS = Math.max(1, availableParallelism());
+const WORKER_FILE = new URL('./dkim-worker.js', import.meta.url);
+
+const slots: (Slot | undefined)[] = [];
+const keyIds = new WeakMap<KeyObject, number>();
+let nextKeyId = 1;
+let nextRequest = 1;
 
 /**
- * Key operations handed to the pool at once: one per core plus one, leaving at least one pool
- * thread to file I/O.
- * Limitation: with the default pool of 4 threads, a machine of more than 2 cores signs on at
- * most 3 threads; set UV_THREADPOOL_SIZE to the number of cores plus 2 to use every core.
- */
-const MAX_IN_POOL = Math.max(1, Math.min(availableParallelism() + 1, POOL_THREADS - 1));
-
-let inPool = 0;
-const waiting: (() => void)[] = [];
-
-/**
- * Signs `data` with the key on the thread pool: RSASSA-PKCS1-v1_5 over SHA-256 when digest is
+ * Signs `data` with the key on a signing worker: RSASSA-PKCS1-v1_5 over SHA-256 when digest is
  * 'sha256', plain Ed25519 when it is null. Resolves with the signature bytes.
  */
-export function signInPool(digest: string | null, data: Buffer, key: KeyObject): Promise<Buffer> {
+export function signOffLoop(digest: string | null, data: Buffer, key: KeyObject): Promise<Buffer> {
+  const slot = leastBusy();
+  const keyId = idOf(key);
+  const id = nextRequest++;
+  const request: SignRequest = { id, digest, data, keyId };
+  if (!slot.keys.has(keyId)) {
+    request.key = key;
+    slot.keys.add(keyId);
+  }
   return new Promise((resolve, reject) => {
-    const start = (): void => {
-      inPool++;
-      const done = (err: Error | null, signature?: Buffer): void => {
-        inPool--;
-        waiting.shift()?.();
-        if (err) reject(err);
-        else resolve(signature!);
-      };
-      try {
-        cryptoSign(digest, data, key, done);
-      } catch (err) {
-        done(err as Error); // refused before reaching the pool (a key that cannot sign)
-      }
-    };
-    if (inPool < MAX_IN_POOL) start();
-    else waiting.push(start);
+    slot.pending.set(id, { resolve, reject });
+    if (slot.pending.size === 1) slot.worker.ref();
+    slot.worker.postMessage(request);
   });
+}
+
+/** The worker with the fewest signatures waiting, started when missing. */
+function leastBusy(): Slot {
+  let best: Slot | undefined;
+  for (let i = 0; i < WORKERS; i++) {
+    const slot = (slots[i] ??= start(i));
+    if (!best || slot.pending.size < best.pending.size) best = slot;
+  }
+  return best!;
+}
+
+/** Starts worker i. It keeps the process alive only while it has work. */
+function start(i: number): Slot {
+  const worker = new Worker(WORKER_FILE);
+  const slot: Slot = { worker, pending: new Map(), keys: new Set() };
+  worker.on('message', (a: SignAnswer) => settle(slot, a));
+  const fail = (err: Error) => {
+    if (slots[i] === slot) slots[i] = undefined; // the next request starts a new one
+    for (const p of slot.pending.values()) p.reject(err);
+    slot.pending.clear();
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`signing worker exited with code ${code}`)));
+  // After the listeners: adding a 'message' listener refs the worker's port again.
+  worker.unref();
+  return slot;
+}
+
+function settle(slot: Slot, a: SignAnswer): void {
+  const p = slot.pending.get(a.id);
+  if (!p) return;
+  slot.pending.delete(a.id);
+  if (slot.pending.size === 0) slot.worker.unref();
+  if ('error' in a) p.reject(new Error(`signing failed: ${a.error}`));
+  else p.resolve(Buffer.from(a.signature.buffer, a.signature.byteOffset, a.signature.byteLength));
+}
+
+function idOf(key: KeyObject): number {
+  let id = keyIds.get(key);
+  if (id === undefined) {
+    id = nextKeyId++;
+    keyIds.set(key, id);
+  }
+  return id;
 }
