@@ -144,24 +144,9 @@ export class Intake {
       now,
     });
     if (isRefusal(prepared)) return prepared;
-    const first = readHeader(prepared);
-    const from = first.from;
-    const plan = from ? this.maildomains.plan(from) : undefined;
-    const queue = this.queueOf(o, plan);
-    const body = this.withUnsubscribeLink(prepared, o, queue, messageId);
-    const header = body === prepared ? first : readHeader(body);
-    const verdict = runChecks(
-      {
-        header,
-        plan,
-        bulk: this.policy.current.queue(queue).bulk,
-        maildomains: this.maildomains.size,
-      },
-      this.config.checks,
-    );
-    if (verdict.refusal) return verdict.refusal;
-    const smime = plan?.account && from ? signingRefusal(plan.account, from, now) : null;
-    if (smime) return { reason: 'smime-refused', code: 554, enhanced: '5.7.1', text: smime.text };
+    const checked = this.check(o, prepared, messageId, now);
+    if ('reason' in checked) return checked;
+    const { body, queue, plan, warnings } = checked;
     const message: NewMessage = {
       id: messageId,
       sender: o.sender,
@@ -174,9 +159,38 @@ export class Intake {
       via: o.via,
       client: { ip: o.client.ip, user: o.client.user, apiKey: o.client.apiKey },
       ...(plan ? { maildomain: plan.maildomain } : {}),
-      ...(verdict.warnings.length ? { warnings: verdict.warnings } : {}),
+      ...(warnings.length ? { warnings } : {}),
     };
     return { message, ...(plan ? { plan } : {}) };
+  }
+
+  /**
+   * The deliverability checks of a prepared message, once its maildomain has chosen the queue
+   * and the queue's unsubscribe link is in: the body to store, its queue and signing plan, and
+   * the warnings; or the refusal.
+   */
+  private check(o: Offer, prepared: Buffer, messageId: string, now: Date) {
+    const first = readHeader(prepared);
+    const plan = first.from ? this.maildomains.plan(first.from) : undefined;
+    const queue = this.queueOf(o, plan);
+    const body = this.withUnsubscribeLink(prepared, o, queue, messageId);
+    const header = body === prepared ? first : readHeader(body);
+    const bulk = this.policy.current.queue(queue).bulk;
+    const input = { header, plan, bulk, maildomains: this.maildomains.size };
+    const verdict = runChecks(input, this.config.checks);
+    if (verdict.refusal) return verdict.refusal;
+    const smime =
+      plan?.account && first.from ? signingRefusal(plan.account, first.from, now) : null;
+    if (smime) {
+      const refusal: StorageRefusal = {
+        reason: 'smime-refused',
+        code: 554,
+        enhanced: '5.7.1',
+        text: smime.text,
+      };
+      return refusal;
+    }
+    return { body, queue, plan, warnings: verdict.warnings };
   }
 
   /** The queue asked for, else the maildomain's default queue (if the policy still has it). */
