@@ -273,6 +273,24 @@ describe('maildomains and domain keys', () => {
     await api(t, 'PUT', `/api/v1/maildomains/${DOMAIN}`, { defaultQueue: null });
   });
 
+  it('counts signatures and maildomains in the metrics, and documents the routes', async () => {
+    const text = await (await fetch(`${t.http}/metrics`)).text();
+    const count = (kind: string) =>
+      Number(
+        new RegExp(`^gridpost_signatures_total\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text)?.[1],
+      );
+    assert.ok(count('dkim-rsa-sha256') >= 5, text);
+    assert.ok(count('dkim-ed25519-sha256') >= 2, text);
+    assert.match(text, /^gridpost_maildomains\{dns="[a-z]+"\} 1$/m);
+    const openapi = (await api(t, 'GET', '/api/v1/openapi.json')).body;
+    for (const path of [
+      '/api/v1/maildomains/{domain}/keys/{selector}/check',
+      '/api/v1/accounts/{address}',
+    ]) {
+      assert.ok(openapi.paths[path], path);
+    }
+  });
+
   it('reports coded errors for bad input', async () => {
     const missing = await api(t, 'GET', '/api/v1/maildomains/nowhere.test');
     assert.equal(missing.status, 404);

@@ -206,6 +206,11 @@ export class Engine {
       readyInMemory: () => dispatcher.readyCount,
       readyQueueStates: () => countBy(controls.readyQueues(100_000), (q) => q.state),
       actions: () => countBy(controls.actions(), (a) => a.kind),
+      maildomainDns: () =>
+        countBy(
+          maildomains.list(),
+          (m) => maildomainWatch.lastStatus(m.domain)?.status ?? 'unchecked',
+        ),
     });
     recorder.onPublish((records) => {
       status.observe(records);

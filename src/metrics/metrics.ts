@@ -4,7 +4,12 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReportOutcome } from '../feedback/reports.js';
-import { isUserComplaint, type AttemptRecord, type StoredRecord } from '../records/types.js';
+import {
+  isUserComplaint,
+  type AttemptRecord,
+  type ReceptionRecord,
+  type StoredRecord,
+} from '../records/types.js';
 
 /** Sources that gauges read when scraped. */
 export interface GaugeSources {
@@ -16,6 +21,8 @@ export interface GaugeSources {
   readyQueueStates: () => Map<string, number>;
   /** Response-rule actions in force, per kind. */
   actions: () => Map<string, number>;
+  /** Maildomains by the status of their last DNS check (ok, wrong, missing, error). */
+  maildomainDns?: () => Map<string, number>;
 }
 
 const OUTCOME: Partial<Record<StoredRecord['type'], string>> = {
@@ -33,6 +40,7 @@ export class Metrics {
   private readonly received: Counter;
   private readonly outcomes: Counter;
   private readonly reports: Counter;
+  private readonly signatures: Counter;
   readonly injectionLatency: Histogram;
   private readonly deliveryLatency: Histogram;
 
@@ -55,6 +63,12 @@ export class Metrics {
       name: 'gridpost_reports_total',
       help: 'Mail taken by the bounce listener, by kind and what became of it',
       labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.signatures = new Counter({
+      name: 'gridpost_signatures_total',
+      help: 'Signatures intake added: dkim-rsa-sha256, dkim-ed25519-sha256, smime',
+      labelNames: ['kind'],
       registers,
     });
     // Seconds from the last DATA byte (or the HTTP request) to the durable acknowledgement.
@@ -123,12 +137,22 @@ export class Metrics {
         for (const [kind, n] of s.actions()) this.set({ kind }, n);
       },
     });
+    new Gauge({
+      name: 'gridpost_maildomains',
+      help: 'Maildomains by the status of their last DNS check (unchecked until the first one)',
+      labelNames: ['dns'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [dns, n] of s.maildomainDns?.() ?? []) this.set({ dns }, n);
+      },
+    });
   }
 
   /** Counts committed records. */
   observe(records: StoredRecord[]): void {
     for (const r of records) {
-      if (r.type === 'Reception') this.received.inc({ via: r.via });
+      if (r.type === 'Reception') this.observeReception(r);
       const outcome = r.type === 'Complaint' && !isUserComplaint(r) ? undefined : OUTCOME[r.type];
       if (outcome) this.outcomes.inc({ outcome });
       if (r.type === 'Delivery') this.observeDelivery(r);
@@ -138,6 +162,12 @@ export class Metrics {
   /** Counts a report the bounce listener took (result: recorded, or why it was ignored). */
   observeReport(o: ReportOutcome): void {
     this.reports.inc({ kind: o.analysis.kind, result: o.ignored ?? 'recorded' });
+  }
+
+  private observeReception(r: ReceptionRecord): void {
+    this.received.inc({ via: r.via });
+    for (const d of r.signatures?.dkim ?? []) this.signatures.inc({ kind: `dkim-${d.algorithm}` });
+    if (r.signatures?.smime) this.signatures.inc({ kind: 'smime' });
   }
 
   private observeDelivery(r: AttemptRecord): void {
