@@ -308,6 +308,31 @@ describe('maildomains and domain keys', () => {
       bits: 512,
     });
     assert.equal(bits.body.error.code, 'E_VALIDATION');
+    const signing = await api(t, 'PUT', '/api/v1/maildomains/other.test', {
+      signingDomain: 'x.test',
+    });
+    assert.equal(signing.body.error.code, 'E_VALIDATION');
+    assert.equal(signing.body.error.path, 'signingDomain');
+    const s9 = await api(t, 'POST', `/api/v1/maildomains/${DOMAIN}/keys`, { selector: 's9' });
+    world.dns.set(s9.body.dns.name, { servfail: true });
+    const dnsDown = await api(t, 'POST', `/api/v1/maildomains/${DOMAIN}/keys/s9/check`);
+    assert.equal(dnsDown.status, 503);
+    assert.equal(dnsDown.body.error.code, 'E_DNS_LOOKUP');
+  });
+
+  it('deletes a maildomain with its keys and their private key files', async () => {
+    await api(t, 'PUT', '/api/v1/maildomains/gone.test', {});
+    await api(t, 'POST', '/api/v1/maildomains/gone.test/keys', {
+      selector: 'g1',
+      algorithm: 'ed25519',
+    });
+    const keyFiles = () =>
+      readdirSync(join(t.dataDir, 'keys')).filter((f) => f.includes('gone.test'));
+    assert.equal(keyFiles().length, 1);
+    const r = await api(t, 'DELETE', '/api/v1/maildomains/gone.test');
+    assert.equal(r.status, 204);
+    assert.deepEqual(keyFiles(), []);
+    assert.equal((await api(t, 'GET', '/api/v1/maildomains/gone.test')).status, 404);
   });
 });
 

@@ -101,6 +101,10 @@ export const ERROR_CODES = {
     status: 409,
     fix: 'Publish the TXT record the key shows, wait for DNS, then check it again (or --force).',
   },
+  E_DNS_LOOKUP: {
+    status: 503,
+    fix: 'DNS did not answer (SERVFAIL, timeout): check the resolver (GRIDPOST_DNS, dns.servers) and try again.',
+  },
   E_CHECK_STRUCTURE: {
     status: 422,
     fix: 'Send RFC 5322 content: well-formed header fields, one From, at most one Date, Subject and Message-ID.',

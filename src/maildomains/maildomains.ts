@@ -208,6 +208,11 @@ export class Maildomains {
         path: 'defaultQueue',
       });
     }
+    const signing = row.signingDomain;
+    if (signing !== null && signing !== name && !this.domains.has(signing)) {
+      const msg = `signingDomain: ${signing} is not a maildomain; add it (with its keys) first`;
+      throw new GridpostError('E_VALIDATION', msg, { path: 'signingDomain' });
+    }
     await this.committer.submit(() => this.store.putDomain(row));
     this.domains.set(name, row);
     return this.view(row);
@@ -216,11 +221,12 @@ export class Maildomains {
   /** Removes a maildomain with its keys and accounts (and their private key files). */
   async remove(domain: string): Promise<void> {
     const row = this.row(domain);
+    const keyFiles = [
+      ...this.keys.filter((k) => k.domain === row.domain).map((k) => k.keyFile),
+      ...this.store.accounts().flatMap((a) => (a.domain === row.domain ? [a.keyFile] : [])),
+    ];
     await this.committer.submit(() => this.store.deleteDomain(row.domain));
-    for (const k of this.keys.filter((k) => k.domain === row.domain)) this.files.remove(k.keyFile);
-    for (const a of this.store.accounts().filter((a) => a.domain === row.domain)) {
-      this.files.remove(a.keyFile);
-    }
+    for (const file of keyFiles) this.files.remove(file);
     this.reload();
   }
 
@@ -542,7 +548,10 @@ function keyView(k: DomainKeyRow): KeyView {
   };
 }
 
-/** Whether DNS shows the key's record (any TXT at its name matching our public key). */
+/**
+ * Whether DNS shows the key's record (any TXT at its name matching our public key); a
+ * temporary failure (SERVFAIL, timeout) is E_DNS_LOOKUP, not "not published".
+ */
 async function lookupRecord(dns: DnsLookup, key: DomainKeyRow): Promise<boolean> {
   try {
     const txts = await dns.resolveTxt(recordName(key));
@@ -550,7 +559,8 @@ async function lookupRecord(dns: DnsLookup, key: DomainKeyRow): Promise<boolean>
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTFOUND' || code === 'ENODATA') return false;
-    throw err;
+    const msg = `looking up ${recordName(key)} failed (${code ?? String(err)}); try again`;
+    throw new GridpostError('E_DNS_LOOKUP', msg, { path: 'selector', cause: err });
   }
 }
 
