@@ -710,6 +710,15 @@ describe('checkDns as a whole', () => {
     }
   });
 
+  it('takes a bare machine name (an unconfigured engine\'s "vm") and judges it, not itself', async () => {
+    const exp = { ...full, bounceHost: 'vm', sources: [source('x', '192.0.2.3', 'vm')] };
+    const rows = await checkDns(exp, lookup());
+    const by = (kind: string) => rows.find((r) => r.kind === kind)!;
+    assert.equal(by('return-path').status, 'wrong');
+    assert.match(by('return-path').fix, /"10 vm"/);
+    assert.notEqual(by('ptr').status, 'ok');
+  });
+
   const bad: [string, Partial<DnsExpectation>, string][] = [
     ['domain', { domain: 'not a domain' }, 'domain'],
     ['address', { sources: [source('x', '192.0.2.300')] }, 'sources[0].address'],
