@@ -5,31 +5,6 @@
 import type { HeaderField } from './dkim-canon.js';
 
 /**
- * Header fields signed by default, each present instance of them. The reader sees or acts on
- * these (originator, recipients, subject, threading, MIME structure, list and feedback
- * fields); trace fields (Received, Return-Path) are left out because relays add them.
- */
-export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
-  'from',
-  'sender',
-  'reply-to',
-  'subject',
-  'date',
-  'message-id',
-  'to',
-  'cc',
-  'in-reply-to',
-  'references',
-  'mime-version',
-  'content-type',
-  'content-transfer-encoding',
-  'list-id',
-  'list-unsubscribe',
-  'list-unsubscribe-post',
-  'feedback-id',
-];
-
-/**
  * Header fields listed in h= once more than the message has them ("over-signed"), so a copy
  * added in transit breaks the signature instead of being shown beside the signed one: a
  * verifier takes instances bottom-up (RFC 6376 §5.4.2), so without this a From added above
@@ -57,6 +32,17 @@ export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
   'content-transfer-encoding',
   'list-unsubscribe',
   'list-unsubscribe-post',
+];
+
+/**
+ * Header fields signed by default, each present instance of them. The reader sees or acts on
+ * these (originator, recipients, subject, threading, MIME structure, list and feedback
+ * fields); trace fields (Received, Return-Path) are left out because relays add them.
+ */
+export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
+  ...DEFAULT_OVERSIGNED_HEADERS,
+  'list-id',
+  'feedback-id',
 ];
 
 // RFC 5322 §2.1.1: lines SHOULD be at most 78 characters, CRLF excluded.
