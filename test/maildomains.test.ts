@@ -308,6 +308,10 @@ describe('maildomains and domain keys', () => {
       bits: 512,
     });
     assert.equal(bits.body.error.code, 'E_VALIDATION');
+    for (const bad of ['a..b', '-a.test', 'nodot']) {
+      const r = await api(t, 'PUT', `/api/v1/maildomains/${bad}`, {});
+      assert.equal(r.body.error?.code, 'E_VALIDATION', bad);
+    }
     const signing = await api(t, 'PUT', '/api/v1/maildomains/other.test', {
       signingDomain: 'x.test',
     });

@@ -123,6 +123,9 @@ export interface MaildomainOptions {
 }
 
 const DEFAULT_CANON: Canonicalization = 'relaxed/relaxed';
+// RFC 1035 §2.3.1 labels (letters, digits, inner hyphens), at least two of them.
+const DOMAIN =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
 const SELECTOR =
   /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 // A DKIM key below 1024 bits is refused by receivers (RFC 8301 §3.2); Gmail wants 1024 at least.
@@ -191,7 +194,11 @@ export class Maildomains {
 
   /** Adds or changes a maildomain. */
   async put(domain: string, input: MaildomainInput): Promise<MaildomainView> {
-    const name = domain.toLowerCase();
+    const name = domainName(domain, 'domain');
+    for (const key of ['returnPathDomain', 'signingDomain'] as const) {
+      const v = input[key];
+      if (v !== undefined && v !== null) domainName(v, key);
+    }
     const old = this.domains.get(name);
     const at = this.now();
     const row: MaildomainRow = {
@@ -579,6 +586,15 @@ function accountRow(c: SmimeCredential, domain: string, at: number): AccountRow 
     notAfter: c.info.notAfter.getTime(),
     createdAt: at,
   };
+}
+
+/** A domain name of two or more LDH labels, lower-cased; E_VALIDATION otherwise. */
+function domainName(value: string, path: string): string {
+  const name = value.toLowerCase();
+  if (!DOMAIN.test(name)) {
+    throw new GridpostError('E_VALIDATION', `${path}: "${value}" is not a domain name`, { path });
+  }
+  return name;
 }
 
 function pick<T>(given: T | null | undefined, old: T | null | undefined): T | null {
