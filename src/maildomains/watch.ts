@@ -32,6 +32,8 @@ export class MaildomainWatch {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** Aborts the lookups of a round under way when the engine stops. */
+  private readonly abort = new AbortController();
 
   constructor(
     readonly domains: Maildomains,
@@ -51,6 +53,7 @@ export class MaildomainWatch {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.abort.abort();
     await this.running;
   }
 
@@ -62,7 +65,7 @@ export class MaildomainWatch {
   /** Looks up one maildomain's DNS now, and keeps the result. */
   async check(domain: string): Promise<DnsStatus> {
     const md = this.domains.get(domain);
-    const records = await checkDns(this.expectation(md), this.dns);
+    const records = await checkDns(this.expectation(md), this.dns, { signal: this.abort.signal });
     const status: DnsStatus = {
       domain: md.domain,
       checkedAt: new Date().toISOString(),
