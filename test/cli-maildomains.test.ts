@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cliHarness } from './support/child-engine.js';
+import { makeTestCa } from './support/test-ca.js';
 
 describe('gridpost maildomains, keys and accounts', () => {
   const h = cliHarness('cli-md');
@@ -56,6 +57,59 @@ describe('gridpost maildomains, keys and accounts', () => {
       assert.match(e.stdout, /missing dmarc +_dmarc\.cli\.test/);
       assert.match(e.stdout, /fix: /);
     });
+  });
+
+  it('certifies an account from PEM files and from PKCS#12, lists and removes it', async () => {
+    const ca = await makeTestCa();
+    try {
+      await cli('maildomains', 'add', 'example.org');
+      const { certFile, keyFile } = ca.alice;
+      const pem = await cli(
+        'accounts',
+        'add',
+        'alice@example.org',
+        '--cert',
+        certFile,
+        '--key-file',
+        keyFile,
+      );
+      assert.match(pem.stdout, /^alice@example\.org valid until \S+ issuer="/m);
+      const p12 = join(h.dir, 'alice.p12');
+      writeFileSync(p12, ca.aliceP12);
+      const again = await cli(
+        'accounts',
+        'add',
+        'alice@example.org',
+        '--p12',
+        p12,
+        '--password',
+        ca.p12Password,
+      );
+      assert.match(again.stdout, /^alice@example\.org valid/m);
+      const listed = JSON.parse((await cli('accounts', 'list', 'example.org', '--json')).stdout);
+      assert.deepEqual(
+        listed.accounts.map((a: { address: string }) => a.address),
+        ['alice@example.org'],
+      );
+      assert.doesNotMatch(JSON.stringify(listed), /PRIVATE KEY/);
+      await fails(
+        [
+          'accounts',
+          'add',
+          'alice@example.org',
+          '--cert',
+          ca.expired.certFile,
+          '--key-file',
+          ca.expired.keyFile,
+        ],
+        (e) => {
+          assert.match(e.stderr, /E_CERT_EXPIRED/);
+        },
+      );
+      assert.match((await cli('accounts', 'remove', 'alice@example.org')).stdout, /removed/);
+    } finally {
+      ca.remove();
+    }
   });
 
   it('says what is wrong with bad input, with the code and the fix', async () => {
