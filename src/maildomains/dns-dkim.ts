@@ -2,7 +2,7 @@
 // <selector>._domainkey.<domain> must hold our public key (RFC 6376 §3.6.2.1).
 import type { DnsAsker } from './dns-query.js';
 import { errorRow, quoted, row, type RowBase } from './dns-row.js';
-import { parseTagList } from './dns-tags.js';
+import { parseTagList } from '../signing/tag-list.js';
 import { compareRecord } from '../signing/dkim-key.js';
 import type { DnsKeyExpectation, DnsRecordStatus } from './dns-types.js';
 

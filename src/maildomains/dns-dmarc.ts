@@ -3,7 +3,7 @@
 import type { DnsAsker } from './dns-query.js';
 import { organisationalDomain, sameHost } from './dns-names.js';
 import { errorRow, quoted, row, type RowBase } from './dns-row.js';
-import { parseTagList } from './dns-tags.js';
+import { parseTagList } from '../signing/tag-list.js';
 import type { DnsRecordStatus } from './dns-types.js';
 
 // A first record to publish: monitoring only, so nothing is lost while reports come in.

@@ -14,7 +14,7 @@ import { checkPtr } from './dns-ptr.js';
 import { DnsAsker } from './dns-query.js';
 import { checkReturnPath } from './dns-return-path.js';
 import { checkSpf } from './dns-spf.js';
-import { parseTagList } from './dns-tags.js';
+import { parseTagList } from '../signing/tag-list.js';
 import type { DnsExpectation, DnsRecordStatus } from './dns-types.js';
 
 export type {

@@ -7,6 +7,7 @@ import { createPrivateKey, createPublicKey, generateKeyPair } from 'node:crypto'
 import type { KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { GridpostError } from '../errors/catalogue.js';
+import { parseTagList } from './tag-list.js';
 
 /** A DKIM signing algorithm (RFC 6376 §3.3, RFC 8463 §3). */
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
@@ -199,12 +200,13 @@ export function publishedMatches(published: string, record: string): boolean {
  */
 export function compareRecord(published: string, record: string): RecordComparison {
   const ours = parseTagList(record);
-  if (typeof ours === 'string') throw new Error(`compareRecord: our record is bad: ${ours}`);
+  if (!ours.ok) throw new Error(`compareRecord: our record is bad: ${ours.error}`);
   const tags = parseTagList(published);
-  if (typeof tags === 'string') return mismatch('malformed', tags);
+  if (!tags.ok) return mismatch('malformed', tags.error);
   const v = tags.get('v');
   if (v !== undefined && v !== 'DKIM1') return mismatch('not-dkim', `v=${v}, not DKIM1`);
-  const p = tags.get('p');
+  // p= may be folded with whitespace inside (RFC 6376 §3.6.1).
+  const p = tags.get('p')?.replace(/\s+/g, '');
   if (p === undefined) return mismatch('no-key', 'the record has no p= tag');
   if (p === '') return mismatch('revoked', 'p= is empty: the key is revoked');
   const k = tags.get('k') ?? 'rsa';
@@ -220,23 +222,6 @@ function mismatch(
   detail: string,
 ): RecordComparison {
   return { matches: false, reason, detail };
-}
-
-/**
- * The tags of a tag-list (RFC 6376 §3.2) with all whitespace removed from values, or why it is
- * invalid: a part without "=", or a tag given twice.
- */
-function parseTagList(text: string): Map<string, string> | string {
-  const tags = new Map<string, string>();
-  for (const part of text.split(';')) {
-    if (part.trim() === '') continue;
-    const eq = part.indexOf('=');
-    if (eq === -1) return `"${part.trim()}" is not a tag=value pair`;
-    const name = part.slice(0, eq).trim();
-    if (tags.has(name)) return `the tag ${name}= is given twice`;
-    tags.set(name, part.slice(eq + 1).replace(/\s+/g, ''));
-  }
-  return tags;
 }
 
 /**
