@@ -3,11 +3,9 @@
 // with `openssl smime -verify` and `openssl cms -verify` against the test CA, and with dkimpy.
 // Expired, future and foreign certificates are refused with their codes; keys are never shown.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { TestWorld, type Receiver } from '../src/testworld/index.js';
 import {
@@ -19,26 +17,14 @@ import {
   waitForRecord,
   type TestEngine,
 } from './support/harness.js';
-import { makeTestCa, type TestCa } from './support/test-ca.js';
+import { makeTestCa, opensslVerify, type TestCa } from './support/test-ca.js';
 import { openStore } from '../src/spool/store.js';
 import { KeyFiles } from '../src/maildomains/key-files.js';
 import { MaildomainStore } from '../src/maildomains/store.js';
 import { restoreCredential } from '../src/signing/smime-credential.js';
 import { dnsOf, verifyWithDkimpy } from './support/dkim-verifiers.js';
 
-const run = promisify(execFile);
 const ALICE = 'alice@example.org';
-
-/** Runs openssl on a file; resolves with whether it verified and what it printed. */
-async function openssl(args: string[]): Promise<{ ok: boolean; out: string }> {
-  try {
-    const { stdout, stderr } = await run('openssl', args, { encoding: 'latin1' });
-    return { ok: true, out: stdout + stderr };
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    return { ok: false, out: e.stderr ?? e.message };
-  }
-}
 
 describe('certified accounts (S/MIME)', () => {
   let world: TestWorld;
@@ -126,20 +112,11 @@ describe('certified accounts (S/MIME)', () => {
     assert.match(text, /micalg=sha-256/i);
     const file = join(dir, 'signed.eml');
     writeFileSync(file, m.data);
-    const smime = await openssl([
-      'smime',
-      '-verify',
-      '-in',
-      file,
-      '-CAfile',
-      ca.caFile,
-      '-purpose',
-      'smimesign',
-    ]);
-    assert.ok(smime.ok, smime.out);
-    assert.match(smime.out, /this is signed/);
-    const cms = await openssl(['cms', '-verify', '-in', file, '-CAfile', ca.caFile]);
-    assert.ok(cms.ok, cms.out);
+    const smime = await opensslVerify('smime', file, ca);
+    assert.ok(smime.ok, smime.stderr);
+    assert.match(smime.content.toString('latin1'), /this is signed/);
+    const cms = await opensslVerify('cms', file, ca);
+    assert.ok(cms.ok, cms.stderr);
     // DKIM comes after S/MIME and covers it.
     const verdicts = (await verifyWithDkimpy([file], dnsOf(world.dns))).get(file) ?? [];
     assert.equal(verdicts.length, 1);
@@ -158,8 +135,7 @@ describe('certified accounts (S/MIME)', () => {
       m.data.toString('latin1').replace('this is signed', 'this is forged'),
       'latin1',
     );
-    const smime = await openssl(['smime', '-verify', '-in', file, '-CAfile', ca.caFile]);
-    assert.equal(smime.ok, false);
+    assert.equal((await opensslVerify('smime', file, ca)).ok, false);
   });
 
   it('leaves other senders of the maildomain unsigned by S/MIME', async () => {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,7 +33,7 @@ import {
   type SmimeCredential,
 } from '../src/signing/smime-credential.js';
 import { firstMailbox, smimeSign } from '../src/signing/smime-sign.js';
-import { makeTestCa, type TestCa } from './support/test-ca.js';
+import { makeTestCa, opensslVerify, type TestCa } from './support/test-ca.js';
 
 const run = promisify(execFile);
 const ALICE = 'alice@example.org';
@@ -203,29 +203,6 @@ const CORPUS: { name: string; message: Buffer }[] = [
 
 // ---------------------------------------------------------------------------------------
 // The oracle.
-
-interface Verdict {
-  ok: boolean;
-  content: Buffer;
-  stderr: string;
-}
-
-/** openssl smime or cms -verify of a signed message file against the test root. */
-async function opensslVerify(tool: 'smime' | 'cms', file: string, ca: TestCa): Promise<Verdict> {
-  const out = `${file}.${tool}.out`;
-  const purpose = tool === 'smime' ? ['-purpose', 'smimesign'] : [];
-  const args = [tool, '-verify', '-CAfile', ca.caFile, ...purpose, '-in', file, '-out', out];
-  try {
-    const { stderr } = await run('openssl', args, { encoding: 'utf8' });
-    return { ok: true, content: readFileSync(out), stderr };
-  } catch (err) {
-    return {
-      ok: false,
-      content: Buffer.alloc(0),
-      stderr: String((err as { stderr?: string }).stderr),
-    };
-  }
-}
 
 /** The first part of our multipart/signed, cut out by its boundary (not by our parser). */
 function firstPart(signed: Buffer): Buffer {

@@ -202,3 +202,31 @@ export async function makeTestCa(): Promise<TestCa> {
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** What openssl said of one signed message: verified or not, the content, its complaint. */
+export interface OpensslVerdict {
+  ok: boolean;
+  content: Buffer;
+  stderr: string;
+}
+
+/** openssl smime or cms -verify of a signed message file against the test root. */
+export async function opensslVerify(
+  tool: 'smime' | 'cms',
+  file: string,
+  ca: TestCa,
+): Promise<OpensslVerdict> {
+  const out = `${file}.${tool}.out`;
+  const purpose = tool === 'smime' ? ['-purpose', 'smimesign'] : [];
+  const args = [tool, '-verify', '-CAfile', ca.caFile, ...purpose, '-in', file, '-out', out];
+  try {
+    const { stderr } = await run('openssl', args, { encoding: 'utf8' });
+    return { ok: true, content: readFileSync(out), stderr };
+  } catch (err) {
+    return {
+      ok: false,
+      content: Buffer.alloc(0),
+      stderr: String((err as { stderr?: string }).stderr),
+    };
+  }
+}
