@@ -4,6 +4,7 @@ import type { DnsAsker } from './dns-query.js';
 import { errorRow, quoted, row, type RowBase } from './dns-row.js';
 import { parseTagList } from '../signing/tag-list.js';
 import { compareRecord } from '../signing/dkim-key.js';
+import { recordName } from './key-life.js';
 import type { DnsKeyExpectation, DnsRecordStatus } from './dns-types.js';
 
 // RFC 1035 §3.3.14: one TXT string holds 255 bytes; longer values need several strings.
@@ -24,18 +25,13 @@ interface Comparison {
   words: string[];
 }
 
-/** The DNS name of a DKIM key record. */
-export function dkimName(selector: string, domain: string): string {
-  return `${selector}._domainkey.${domain}`;
-}
-
 /** Checks the published TXT record of one domain key. */
 export async function checkDkim(
   domain: string,
   key: DnsKeyExpectation,
   ask: DnsAsker,
 ): Promise<DnsRecordStatus> {
-  const name = dkimName(key.selector, domain);
+  const name = recordName({ domain, selector: key.selector });
   const base: RowBase = { kind: 'dkim', name, expected: key.record, selector: key.selector };
   const answer = await ask.txt(name);
   if (answer.kind === 'error') return errorRow(base, answer.reason);
