@@ -217,7 +217,6 @@ export class Engine {
       metrics.observe(records);
       // Once shutdown has flushed the committer, new writes would find the store closed.
       if (storage.life.closing) return;
-      suppressFromOutcomes(records, storage.suppressions, log);
       storage.feedbackRules.observe(records);
       storage.webhooks.poke();
     });
@@ -329,6 +328,10 @@ function openStorage(config: Config, log: Logger): Storage {
   const policy = new PolicyService(db, policyEnvironment(config), config.policy);
   const actions = new ActionBoard(db);
   const suppressions = new SuppressionList(db, committer);
+  recorder.onInsert((r) => {
+    const s = suppressionFrom(r);
+    if (s) suppressions.addInWrite(s.address, s.reason, s.source);
+  });
   const webhooks = new Webhooks(db, recorder, log.child({ role: 'webhooks' }));
   const feedbackRules = new FeedbackRules(
     db,
@@ -510,21 +513,17 @@ function checkSuppressed(list: SuppressionList, r: QueuedRecipient) {
 }
 
 /**
- * A hard bounce (at once or reported later) and a recipient's complaint suppress their address;
- * the first reason stays when it already is.
+ * The suppression an outcome causes, if any: a hard bounce (at once or reported later) and a
+ * recipient's complaint suppress their address.
  */
-function suppressFromOutcomes(records: StoredRecord[], list: SuppressionList, log: Logger): void {
-  for (const r of records) {
-    let reason: 'complaint' | 'hard-bounce';
-    if (r.type === 'Complaint' && isUserComplaint(r)) reason = 'complaint';
-    else if (r.type === 'Bounce' && r.bounce?.class === 'hard') reason = 'hard-bounce';
-    else if (r.type === 'AsyncBounce' && r.action === 'failed' && r.bounce.class === 'hard')
-      reason = 'hard-bounce';
-    else continue;
-    list.addDetached(r.recipient, reason, r.recipientId, (err) =>
-      log.error({ err, recipient: r.recipient }, 'could not store a suppression'),
-    );
-  }
+function suppressionFrom(r: StoredRecord) {
+  let reason: 'complaint' | 'hard-bounce';
+  if (r.type === 'Complaint' && isUserComplaint(r)) reason = 'complaint';
+  else if (r.type === 'Bounce' && r.bounce?.class === 'hard') reason = 'hard-bounce';
+  else if (r.type === 'AsyncBounce' && r.action === 'failed' && r.bounce.class === 'hard')
+    reason = 'hard-bounce';
+  else return undefined;
+  return { address: r.recipient, reason, source: r.recipientId };
 }
 
 /** How many items fall under each key. */

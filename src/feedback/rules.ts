@@ -91,16 +91,14 @@ export class FeedbackRules {
       () => {
         this.stmt.fire.run(name, address, now + rule.within);
         if (rule.action === 'tag') this.stmt.tag.run(address, rule.tag, now);
+        if (rule.action === 'suppress') {
+          this.suppressions.addInWrite(address, rule.reason, `rule:${name}`);
+        }
         stored = [this.recorder.insert(record)];
       },
       () => this.recorder.publish(stored),
       (err) => this.log.error({ err, rule: name, address }, 'feedback rule could not act'),
     );
-    if (rule.action === 'suppress') {
-      this.suppressions.addDetached(address, rule.reason, `rule:${name}`, (err) =>
-        this.log.error({ err, rule: name, address }, 'feedback rule could not suppress'),
-      );
-    }
   }
 }
 

@@ -79,18 +79,16 @@ export class SuppressionList {
     return added;
   }
 
-  /** Suppresses one address without waiting (from an outcome: it is accounting, not state). */
-  addDetached(
-    address: string,
-    reason: SuppressionReason,
-    source: string,
-    onError: (e: unknown) => void,
-  ) {
-    this.committer.submitDetached(
-      () => this.stmt.put.run(address.toLowerCase(), reason, source, Date.now()),
-      () => this.version++,
-      onError,
-    );
+  /**
+   * Suppresses one address inside a committer write that is already running (an outcome's
+   * record and the suppression it causes commit together, so nobody sees one without the
+   * other). The first reason stays when the address already is suppressed.
+   */
+  addInWrite(address: string, reason: SuppressionReason, source: string): void {
+    const changes = this.stmt.put.run(address.toLowerCase(), reason, source, Date.now()).changes;
+    // Bumping before COMMIT is safe: the transaction is synchronous, and a rolled-back write
+    // only costs one extra look per recipient.
+    if (changes > 0) this.version++;
   }
 
   /** Removes an address; false when it was not suppressed. */

@@ -9,6 +9,7 @@ import { Stats, type StatsQuery, type StatsRow } from './stats.js';
 import type { GridpostRecord, StoredRecord } from './types.js';
 
 type Listener = (records: StoredRecord[]) => void;
+type InsertHook = (record: StoredRecord) => void;
 
 /** What GET /api/v1/events asks for. */
 export interface EventQuery {
@@ -26,6 +27,7 @@ export class Recorder {
   private readonly byRecipient: Statement;
   private readonly pruneStmt: Statement;
   private readonly listeners: Listener[] = [];
+  private readonly insertHooks: InsertHook[] = [];
   private readonly db: Db;
   /**
    * The highest sequence number that is durable and published. Readers of the event cursor
@@ -69,7 +71,18 @@ export class Recorder {
       JSON.stringify(record),
     );
     this.stats.count(record);
-    return { seq: Number(info.lastInsertRowid), ...record };
+    const stored = { seq: Number(info.lastInsertRowid), ...record };
+    for (const h of this.insertHooks) h(stored);
+    return stored;
+  }
+
+  /**
+   * Calls `h` with every record as it is inserted, inside the same transaction: for state that
+   * must commit together with the record that causes it (a hard bounce and its suppression).
+   * `h` must not await; what it throws fails the write.
+   */
+  onInsert(h: InsertHook): void {
+    this.insertHooks.push(h);
   }
 
   /** Publishes committed records to the accounting files and listeners. */
