@@ -139,6 +139,7 @@ export class Maildomains {
   private keys: DomainKeyRow[] = [];
   private accounts = new Map<string, { row: AccountRow; credential: SmimeCredential }>();
   private readonly privateKeys = new Map<string, KeyObject>();
+  private readonly signerOf = new WeakMap<DomainKeyRow, DkimSigner>();
   private readonly now: () => number;
 
   constructor(
@@ -414,8 +415,14 @@ export class Maildomains {
       .flatMap((k) => {
         const privateKey = this.privateKey(k);
         if (!privateKey) return [];
+        // The same frozen signer while nothing it holds changes: the signer compiles it once.
+        const known = this.signerOf.get(k);
+        if (known?.privateKey === privateKey && known.canonicalization === canonicalization)
+          return [known];
         const { domain, selector, algorithm } = k;
-        return [{ domain, selector, algorithm, privateKey, canonicalization }];
+        const signer = Object.freeze({ domain, selector, algorithm, privateKey, canonicalization });
+        this.signerOf.set(k, signer);
+        return [signer];
       });
   }
 

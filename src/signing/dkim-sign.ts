@@ -60,10 +60,22 @@ export interface DkimSigner {
 interface SigningJob {
   signer: DkimSigner;
   template: string;
-  /** For RSA the canonical header data; for Ed25519 its SHA-256 (RFC 8463 §3). */
+  /** The canonical header data (both algorithms hash it with SHA-256 before the key op). */
   input: Buffer;
 }
 
+/** What a signer's options come to, worked out once per signer object (see compiled). */
+interface CompiledSigner {
+  signer: DkimSigner;
+  headerMode: CanonMode;
+  bodyMode: CanonMode;
+  /** h= candidates in lower case, From first and exactly once. */
+  names: string[];
+  /** The over-signed names: From always. */
+  oversigned: Set<string>;
+}
+
+const compiledSigners = new WeakMap<DkimSigner, CompiledSigner>();
 const DEFAULT_CANONICALIZATION: Canonicalization = 'relaxed/relaxed';
 const CANONICALIZATIONS: readonly string[] = [
   'relaxed/relaxed',
@@ -80,11 +92,9 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
  * Signs a message (CRLF line ends, as intake stores it) and returns it with the
  * DKIM-Signature fields on top, in the order of the signers. What follows them is the message
  * in wire form (dkim-canon.ts wireForm): the input itself unless it had bare CR or LF, no
- * final CRLF or no empty line after the header; store and send the result as it is. RSA key
+ * final CRLF or no empty line after the header; store and send the result as it is. The key
  * operations run on low-priority worker threads, so the event loop stays free (dkim-offload.ts
- * says why that way); an Ed25519 signature costs about 30 µs, less than the trip to a worker
- * and back, so it is made here (the engine's benchmark took 8 % more messages a second so).
- * `now` sets t= (and x=).
+ * says why that way). `now` sets t= (and x=).
  */
 export async function signMessage(
   message: Buffer,
@@ -93,11 +103,7 @@ export async function signMessage(
 ): Promise<Buffer> {
   const { wire, jobs } = prepare(message, signers, now);
   const signatures = await Promise.all(
-    jobs.map((job) =>
-      job.signer.algorithm === 'ed25519-sha256'
-        ? cryptoSign(null, job.input, job.signer.privateKey)
-        : signOffLoop(hashOf(job), job.input, job.signer.privateKey),
-    ),
+    jobs.map((job) => signOffLoop(job.signer.algorithm, job.input, job.signer.privateKey)),
   );
   return assemble(wire, jobs, signatures);
 }
@@ -109,13 +115,13 @@ export function signMessageSync(
   now: Date = new Date(),
 ): Buffer {
   const { wire, jobs } = prepare(message, signers, now);
-  const signatures = jobs.map((job) => cryptoSign(hashOf(job), job.input, job.signer.privateKey));
+  const signatures = jobs.map(({ signer, input }) =>
+    signer.algorithm === 'rsa-sha256'
+      ? cryptoSign('sha256', input, signer.privateKey)
+      : // RFC 8463 §3: Ed25519 signs the SHA-256 of the header data, not the data.
+        cryptoSign(null, createHash('sha256').update(input).digest(), signer.privateKey),
+  );
   return assemble(wire, jobs, signatures);
-}
-
-/** The digest crypto.sign applies: SHA-256 for RSA, none for Ed25519 (input is the hash). */
-function hashOf(job: SigningJob): string | null {
-  return job.signer.algorithm === 'rsa-sha256' ? 'sha256' : null;
 }
 
 /** Everything before the key operations: wire form, body hashes, h= lists, templates. */
@@ -123,7 +129,7 @@ function prepare(message: Buffer, signers: readonly DkimSigner[], now: Date) {
   if (signers.length === 0) {
     throw new GridpostError('E_VALIDATION', 'no DKIM signer given', { path: 'signers' });
   }
-  signers.forEach(validateSigner);
+  const compiledSigners = signers.map(compile);
   const wire = wireForm(message);
   const { fields, body } = splitMessage(wire);
   if (!fields.some((f) => f.name === 'from')) {
@@ -135,7 +141,7 @@ function prepare(message: Buffer, signers: readonly DkimSigner[], now: Date) {
     if (hash === undefined) bodyHashes.set(mode, (hash = hashBody(body, mode)));
     return hash;
   };
-  const jobs = signers.map((s) => jobFor(s, fields, bodyHash, now));
+  const jobs = compiledSigners.map((c) => jobFor(c, fields, bodyHash, now));
   return { wire, jobs };
 }
 
@@ -146,22 +152,40 @@ function hashBody(body: Buffer, mode: CanonMode): string {
   return hash.digest('base64');
 }
 
+/**
+ * A signer validated and its options worked out. A frozen signer (as the maildomains give
+ * them) is compiled once and remembered: this runs for every message at full throughput.
+ */
+function compile(signer: DkimSigner, index: number): CompiledSigner {
+  let c = compiledSigners.get(signer);
+  if (c) return c;
+  validateSigner(signer, index);
+  const [headerMode, bodyMode] = canonModes(signer);
+  c = {
+    signer,
+    headerMode,
+    bodyMode,
+    names: signedNames(signer),
+    oversigned: oversignedNames(signer),
+  };
+  if (Object.isFrozen(signer)) compiledSigners.set(signer, c);
+  return c;
+}
+
 /** One signer's template and the header data it signs (RFC 6376 §3.7, §5.4). */
 function jobFor(
-  signer: DkimSigner,
+  c: CompiledSigner,
   fields: readonly HeaderField[],
   bodyHash: (mode: CanonMode) => string,
   now: Date,
 ): SigningJob {
-  const [headerMode, bodyMode] = canonModes(signer);
-  const list = headerList(fields, signedNames(signer), oversignedNames(signer));
-  const template = foldedTemplate(tagsOf(signer, list, bodyHash(bodyMode), now));
+  const { signer, headerMode, bodyMode } = c;
+  const list = headerList(fields, c.names, c.oversigned);
+  const template = foldedTemplate(tagsOf(c, list, bodyHash(bodyMode), now));
   const data = selectFields(fields, list).map((f) => canonicalField(f, headerMode));
   // The signature field itself comes last, with b= empty and without its CRLF.
   data.push(headerMode === 'simple' ? template : relaxedField(template));
-  const input = Buffer.from(data.join(''), 'latin1');
-  if (signer.algorithm === 'rsa-sha256') return { signer, template, input };
-  return { signer, template, input: createHash('sha256').update(input).digest() };
+  return { signer, template, input: Buffer.from(data.join(''), 'latin1') };
 }
 
 function canonModes(signer: DkimSigner): [CanonMode, CanonMode] {
@@ -182,9 +206,9 @@ function oversignedNames(signer: DkimSigner): Set<string> {
 }
 
 /** The tags in the order they are written; b= follows them (foldedTemplate). */
-function tagsOf(signer: DkimSigner, list: string[], bh: string, now: Date): Tag[] {
+function tagsOf(c: CompiledSigner, list: string[], bh: string, now: Date): Tag[] {
   const t = Math.floor(now.getTime() / 1000); // seconds since the epoch (RFC 6376 §3.5)
-  const [headerMode, bodyMode] = canonModes(signer);
+  const { signer, headerMode, bodyMode } = c;
   const tags: Tag[] = [
     { name: 'v', value: '1', split: 'never' },
     { name: 'a', value: signer.algorithm, split: 'never' },
