@@ -460,6 +460,19 @@ describe('DMARC: one v=DMARC1 record with a valid p=, at the domain or its organ
       },
     },
     {
+      name: 'under a two-label public suffix the organisational domain is one label below it',
+      zone: {
+        '_dmarc.co.uk': { txt: ['v=DMARC1; p=none'] },
+        '_dmarc.example.co.uk': { txt: ['v=DMARC1; p=reject'] },
+      },
+      exp: { domain: 'news.example.co.uk' },
+      want: {
+        status: 'ok',
+        name: '_dmarc.example.co.uk',
+        detail: /^Policy p=reject from the organisational domain example\.co\.uk;/,
+      },
+    },
+    {
       name: 'strict SPF alignment with a separate return path is noted',
       zone: { '_dmarc.dm-strict.test': { txt: ['v=DMARC1; p=none; aspf=s'] } },
       exp: { domain: 'dm-strict.test', returnPathDomain: 'bounces.dm-strict.test' },

@@ -1,6 +1,7 @@
 // Names and addresses as the DNS status compares them: host names without case or root dot,
 // IP addresses in one canonical text form, the addresses of PTR names, organisational domains.
 import { isIPv4, isIPv6 } from 'node:net';
+import { getDomain } from 'tldts';
 
 /** A host name for comparison: lower case, without the trailing root dot. */
 export function hostKey(name: string): string {
@@ -43,11 +44,13 @@ export function addressOfReverseName(name: string): string | undefined {
 }
 
 /**
- * The organisational domain (RFC 7489 §3.2) of a name, taken as its last two labels.
- * Limitation: there is no public-suffix list here, so under a multi-label public suffix
- * (example.co.uk) this gives the suffix itself (co.uk), and the DMARC fallback lookup and the
- * relaxed-alignment verdicts are wrong for such domains.
+ * The organisational domain (RFC 7489 §3.2) of a name: one label below its public suffix, by
+ * the Public Suffix List that tldts carries (its ICANN and private sections, as mailauth's
+ * DMARC check reads it), so example.co.uk for mail.example.co.uk. A name that is itself a
+ * public suffix, or has one label, is its own organisational domain. Unknown top-level
+ * domains (.test) count as one-label suffixes.
  */
 export function organisationalDomain(name: string): string {
-  return hostKey(name).split('.').slice(-2).join('.');
+  const host = hostKey(name);
+  return getDomain(host, { allowPrivateDomains: true }) ?? host;
 }
