@@ -126,8 +126,9 @@ function refuseUnusable(info: CertificateInfo): void {
       `${name} does not belong to the private key given`,
     );
   }
-  // Limitation: node-forge's PKCS#7 signs with RSA only, so ECDSA and Ed25519 certificates
-  // (RFC 8551 allows both) are refused; signing them would need pkijs or our own CMS encoder.
+  // Limitation: ECDSA and Ed25519 certificates (RFC 8551 allows both) are refused: the CMS
+  // encoder (smime-cms.ts) writes the RSA signature algorithm only, and the extended key usage
+  // is read with node-forge, which parses RSA certificates only (smime-certificate.ts).
   if (info.keyType !== 'rsa') {
     const why = `has a ${info.keyType.toUpperCase()} key; only RSA keys can sign here`;
     throw new GridpostError('E_CERT_UNSUPPORTED', `${name} ${why}`);
