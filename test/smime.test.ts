@@ -379,6 +379,19 @@ describe('S/MIME signing, verified by openssl', () => {
     assert.match(verdict.stderr, /unable to get local issuer certificate/);
   });
 
+  it('signs with an ECDSA (P-256) certificate: ecdsa-with-SHA256, verified by openssl', async () => {
+    const ec = readCredential({ pem: ca.ec.certPem + ca.intermediatePem + ca.ec.keyPem }, ALICE);
+    assert.equal(ec.info.keyType, 'ec');
+    const file = join(dir, 'ecdsa.eml');
+    writeFileSync(file, smimeSign(CORPUS[0]!.message, ec, now));
+    for (const tool of ['smime', 'cms'] as const) {
+      const verdict = await opensslVerify(tool, file, ca);
+      assert.ok(verdict.ok, `${tool}: ${verdict.stderr}`);
+    }
+    const { stdout } = await run('openssl', ['cms', '-cmsout', '-print', '-in', file]);
+    assert.match(stdout, /algorithm: ecdsa-with-SHA256/);
+  });
+
   it('signs with a PKCS#12 credential as with the PEM one', async () => {
     const p12 = readCredential({ pkcs12: ca.aliceP12, password: ca.p12Password }, ALICE);
     const file = join(dir, 'p12.eml');
@@ -502,10 +515,16 @@ describe('certified account credentials', () => {
       /does not belong to the private key/,
     ],
     [
-      'an ECDSA certificate',
-      () => [{ pem: ca.ec.certPem + ca.ec.keyPem }, ALICE],
+      'an Ed25519 certificate',
+      () => [{ pem: ca.ed25519.certPem + ca.ed25519.keyPem }, ALICE],
       'E_CERT_UNSUPPORTED',
-      /EC key; only RSA/,
+      /ED25519 key; only RSA and ECDSA keys/,
+    ],
+    [
+      'a key usage without digitalSignature or nonRepudiation',
+      () => [{ pem: ca.encipherOnly.certPem + ca.encipherOnly.keyPem }, ALICE],
+      'E_CERT_PURPOSE',
+      /is not for signing email/,
     ],
     [
       'a 1024-bit RSA key',

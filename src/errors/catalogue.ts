@@ -53,7 +53,7 @@ export const ERROR_CODES = {
   },
   E_CERT_UNSUPPORTED: {
     status: 400,
-    fix: 'Use a certificate with an RSA key of 2048 bits or more; ECDSA and Ed25519 keys cannot sign here.',
+    fix: 'Use a certificate with an RSA key of 2048 bits or more, or an ECDSA key on P-256, P-384 or P-521; Ed25519 and RSA-PSS keys cannot sign here.',
   },
   E_CERT_PURPOSE: {
     status: 400,

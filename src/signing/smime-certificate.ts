@@ -6,7 +6,7 @@
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import forge from 'node-forge';
+import { childrenOf, elementAt, tbsFields } from './der.js';
 
 /** A chain certificate, as far as signing cares: its name and validity. */
 export interface ChainCertificateInfo {
@@ -134,19 +134,33 @@ function extendedUsageAllowsMail(cert: X509Certificate): boolean {
   return usages.includes(EKU_EMAIL_PROTECTION) || usages.includes(EKU_ANY);
 }
 
+// 2.5.29.15, the key usage extension's OID, as DER.
+const KEY_USAGE = Buffer.from('0603551d0f', 'hex');
+// KeyUsage bits (RFC 5280 §4.2.1.3) in the first octet after the unused-bits count.
+const DIGITAL_SIGNATURE = 0x80;
+const NON_REPUDIATION = 0x40;
+
 /**
  * The key usage extension, when present, must allow digitalSignature or nonRepudiation
- * (RFC 8550 §4.4.2). node:crypto does not expose it, so it is read with forge, which parses
- * RSA certificates only: the others are refused for their key anyway.
+ * (RFC 8550 §4.4.2). node:crypto does not expose it, so it is read from the certificate's DER.
+ * A certificate whose extensions cannot be read is taken as not allowing it.
  */
 function keyUsageAllowsSigning(cert: X509Certificate): boolean {
-  let parsed: forge.pki.Certificate;
+  const der = cert.raw;
   try {
-    parsed = forge.pki.certificateFromAsn1(forge.asn1.fromDer(cert.raw.toString('binary')));
-  } catch {
+    const { extensions } = tbsFields(der);
+    if (!extensions) return true;
+    const list = childrenOf(der, elementAt(der, extensions.contentStart));
+    for (const extension of list) {
+      const [id, ...rest] = childrenOf(der, extension);
+      if (!id || !der.subarray(id.start, id.end).equals(KEY_USAGE)) continue;
+      const value = rest[rest.length - 1]!; // OCTET STRING holding the BIT STRING
+      const bits = elementAt(der, value.contentStart);
+      const first = bits.contentStart + 1 < bits.end ? der[bits.contentStart + 1]! : 0;
+      return (first & (DIGITAL_SIGNATURE | NON_REPUDIATION)) !== 0;
+    }
     return true;
+  } catch {
+    return false;
   }
-  const usage = parsed.getExtension('keyUsage') as
-    { digitalSignature?: boolean; nonRepudiation?: boolean } | undefined;
-  return !usage || usage.digitalSignature === true || usage.nonRepudiation === true;
 }

@@ -1,8 +1,9 @@
 /**
  * Certified accounts' credentials: a sender address with its X.509 certificate, the chain
  * certificates receivers need to reach a root they trust, and the private key. Imported
- * once (checked: readable, key matches, RSA, a mail-signing certificate, for that address,
- * valid now), restored from storage, and asked before each message whether it may sign.
+ * once (checked: readable, key matches, RSA or ECDSA, a mail-signing certificate, for that
+ * address, valid now), restored from storage, and asked before each message whether it may
+ * sign.
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { GridpostError } from '../errors/catalogue.js';
@@ -44,6 +45,8 @@ export interface StoredCredential {
 
 // RFC 8551 §6: signing agents use RSA keys of at least 2048 bits.
 const MIN_RSA_BITS = 2048;
+// RFC 8551 §2.2: ECDSA on the NIST curves P-256 (which receivers must support), P-384, P-521.
+const EC_BITS = [256, 384, 521];
 const DAY_MS = 86_400_000;
 
 /** Describes what was given, judging nothing but readability (E_CERT_INVALID). */
@@ -126,14 +129,17 @@ function refuseUnusable(info: CertificateInfo): void {
       `${name} does not belong to the private key given`,
     );
   }
-  // Limitation: ECDSA and Ed25519 certificates (RFC 8551 allows both) are refused: the CMS
-  // encoder (smime-cms.ts) writes the RSA signature algorithm only, and the extended key usage
-  // is read with node-forge, which parses RSA certificates only (smime-certificate.ts).
-  if (info.keyType !== 'rsa') {
-    const why = `has a ${info.keyType.toUpperCase()} key; only RSA keys can sign here`;
+  // Limitation: Ed25519 and RSA-PSS certificates (RFC 8419, RFC 4056) are refused; receivers'
+  // support for them is thin, and the CMS encoder writes RSA and ECDSA signatures only.
+  if (info.keyType === 'ec') {
+    if (!EC_BITS.includes(info.keyBits ?? 0)) {
+      const why = `has an EC key on a curve other than P-256, P-384 or P-521 (RFC 8551 §2.2)`;
+      throw new GridpostError('E_CERT_UNSUPPORTED', `${name} ${why}`);
+    }
+  } else if (info.keyType !== 'rsa') {
+    const why = `has a ${info.keyType.toUpperCase()} key; only RSA and ECDSA keys can sign here`;
     throw new GridpostError('E_CERT_UNSUPPORTED', `${name} ${why}`);
-  }
-  if ((info.keyBits ?? 0) < MIN_RSA_BITS) {
+  } else if ((info.keyBits ?? 0) < MIN_RSA_BITS) {
     const why = `has a ${info.keyBits}-bit RSA key; at least ${MIN_RSA_BITS} bits (RFC 8551 §6)`;
     throw new GridpostError('E_CERT_UNSUPPORTED', `${name} ${why}`);
   }

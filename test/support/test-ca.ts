@@ -2,7 +2,8 @@
  * A throw-away certificate authority made with the real `openssl` CLI, for the S/MIME tests
  * and bench: a root CA, an intermediate CA, and signer certificates issued by the
  * intermediate (valid, expired, not yet valid, for another address, with an ECDSA key, with
- * a 1024-bit key, for TLS servers only), plus a password-protected PKCS#12 bundle. Dates in
+ * an Ed25519 key, with a 1024-bit key, for TLS servers only, with a key usage that does not
+ * allow signing), plus a password-protected PKCS#12 bundle. Dates in
  * the past and future come from `openssl ca -startdate/-enddate`, so no clock is faked.
  */
 import { execFile } from 'node:child_process';
@@ -25,12 +26,14 @@ export interface TestSigner {
 interface SignerSpec {
   name: string;
   email: string;
-  key?: 'rsa2048' | 'rsa1024' | 'ec';
+  key?: 'rsa2048' | 'rsa1024' | 'ec' | 'ed25519';
   /** openssl ca date format YYYYMMDDHHMMSSZ; default: from an hour ago. */
   start?: string;
   /** Default: in 365 days. */
   end?: string;
   eku?: string;
+  /** Default: digitalSignature, nonRepudiation, keyEncipherment. */
+  keyUsage?: string;
 }
 
 /** The CA files and every signer the tests use. */
@@ -46,6 +49,8 @@ export interface TestCa {
   notYetValid: TestSigner;
   bob: TestSigner;
   ec: TestSigner;
+  ed25519: TestSigner;
+  encipherOnly: TestSigner;
   small: TestSigner;
   tlsOnly: TestSigner;
   /** alice's certificate, key and the intermediate as PKCS#12 (AES-256, PBKDF2), password below. */
@@ -90,7 +95,9 @@ async function newKey(dir: string, file: string, kind: SignerSpec['key'] = 'rsa2
   const algo =
     kind === 'ec'
       ? ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1']
-      : ['-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${kind === 'rsa1024' ? 1024 : 2048}`];
+      : kind === 'ed25519'
+        ? ['-algorithm', 'ED25519']
+        : ['-algorithm', 'RSA', '-pkeyopt', `rsa_keygen_bits:${kind === 'rsa1024' ? 1024 : 2048}`];
   await openssl(dir, ['genpkey', ...algo, '-out', file]);
 }
 
@@ -104,7 +111,7 @@ function signerExtensions(spec: SignerSpec): string {
   return [
     '[ signer ]',
     'basicConstraints = CA:FALSE',
-    'keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment',
+    `keyUsage = critical, ${spec.keyUsage ?? 'digitalSignature, nonRepudiation, keyEncipherment'}`,
     `extendedKeyUsage = ${spec.eku ?? 'emailProtection'}`,
     `subjectAltName = email:${spec.email}`,
     'subjectKeyIdentifier = hash',
@@ -184,6 +191,12 @@ export async function makeTestCa(): Promise<TestCa> {
   });
   const bob = await issue(dir, { name: 'bob', email: 'bob@example.net' });
   const ec = await issue(dir, { name: 'ec', email: 'alice@example.org', key: 'ec' });
+  const ed25519 = await issue(dir, { name: 'ed', email: 'alice@example.org', key: 'ed25519' });
+  const encipherOnly = await issue(dir, {
+    name: 'encipher',
+    email: 'alice@example.org',
+    keyUsage: 'keyEncipherment',
+  });
   const small = await issue(dir, { name: 'small', email: 'alice@example.org', key: 'rsa1024' });
   const tlsOnly = await issue(dir, { name: 'tls', email: 'alice@example.org', eku: 'serverAuth' });
   const p12Password = 'correct horse battery staple';
@@ -197,7 +210,8 @@ export async function makeTestCa(): Promise<TestCa> {
     caFile: join(dir, 'ca.pem'),
     caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
     intermediatePem: readFileSync(join(dir, 'intermediate.pem'), 'utf8'),
-    ...{ alice, expired, notYetValid, bob, ec, small, tlsOnly, p12Password },
+    ...{ alice, expired, notYetValid, bob, ec, ed25519, encipherOnly, small, tlsOnly },
+    p12Password,
     aliceP12: readFileSync(join(dir, 'alice.p12')),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
