@@ -274,6 +274,16 @@ describe('SPF: every egress address must pass check_host() at the return-path do
       want: { status: 'missing', detail: /spf-nx\.test has no TXT record/ },
     },
     {
+      name: 'with no egress address known, the fix asks for the addresses, not "v=spf1 ~all"',
+      zone: {},
+      exp: { domain: 'spf-nosrc.test', sources: [] },
+      want: {
+        status: 'missing',
+        expected: 'v=spf1 ip4:EGRESS-ADDRESS ~all',
+        fix: /ip4:\/ip6: term for every address the engine sends from; give those addresses/,
+      },
+    },
+    {
       name: 'SERVFAIL at the domain is an error, not missing',
       zone: { 'spf-sf.test': { servfail: true } },
       exp: { domain: 'spf-sf.test', sources: [source('a', '192.0.2.7')] },

@@ -344,6 +344,7 @@ describe('maildomain DNS status and the bulk-sender report', () => {
   let world: TestWorld;
   let t: TestEngine;
   const BRAND = 'brand.test';
+  let dkimRecord: { name: string; value: string };
 
   before(async () => {
     world = await TestWorld.start();
@@ -356,7 +357,8 @@ describe('maildomain DNS status and the bulk-sender report', () => {
     });
     await api(t, 'PUT', `/api/v1/maildomains/${BRAND}`, { returnPathDomain: `bounces.${BRAND}` });
     const key = await api(t, 'POST', `/api/v1/maildomains/${BRAND}/keys`, { selector: 'k1' });
-    world.dns.set(key.body.dns.name, { txt: [key.body.dns.value] });
+    dkimRecord = key.body.dns;
+    world.dns.set(dkimRecord.name, { txt: [dkimRecord.value] });
     await api(t, 'POST', `/api/v1/maildomains/${BRAND}/keys/k1/check`);
     world.dns.set(`bounces.${BRAND}`, {
       txt: ['v=spf1 ip4:127.0.0.1 -all'],
@@ -408,6 +410,27 @@ describe('maildomain DNS status and the bulk-sender report', () => {
       unsubscribe: 'pass',
       complaints: 'unknown',
     });
+    // The return path aligns too, but its SPF fails: DMARC passes by DKIM alone.
+    const alignment = report.body.items.find((i: { id: string }) => i.id === 'alignment');
+    assert.equal(alignment.detail, `aligned by DKIM d=${BRAND}`);
+  });
+
+  it('fails alignment when no aligned mechanism passes', async () => {
+    world.dns.remove(dkimRecord.name);
+    try {
+      await api(t, 'GET', `/api/v1/maildomains/${BRAND}/dns`);
+      const report = await api(t, 'GET', `/api/v1/maildomains/${BRAND}/compliance`);
+      const alignment = report.body.items.find((i: { id: string }) => i.id === 'alignment');
+      assert.equal(alignment.status, 'fail', JSON.stringify(alignment));
+      assert.equal(
+        alignment.detail,
+        `DKIM d=${BRAND} and SPF on bounces.${BRAND} align but neither passes, so DMARC fails`,
+      );
+      assert.match(alignment.fix, /Fix the DKIM or SPF item/);
+    } finally {
+      world.dns.set(dkimRecord.name, { txt: [dkimRecord.value] });
+      await api(t, 'GET', `/api/v1/maildomains/${BRAND}/dns`);
+    }
   });
 
   it('counts complaints against deliveries for the complaint rate', async () => {

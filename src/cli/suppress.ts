@@ -49,7 +49,8 @@ export function suppressCommands(program: Command, client: (cmd: Command) => Com
         errors: { line: number; message: string }[];
       };
       for (const e of r.errors) console.error(`${file}:${e.line}: ${e.message}`);
-      console.log(`${r.added} added (${r.read} read, ${r.errors.length} lines refused)`);
+      const refused = r.errors.length === 1 ? '1 line refused' : `${r.errors.length} lines refused`;
+      console.log(`${r.added} added (${r.read} read, ${refused})`);
       if (r.errors.length) process.exitCode = 1;
     },
   );

@@ -56,11 +56,13 @@ export function complianceReport(
   dns: DnsStatus,
   facts: ComplianceFacts,
 ): ComplianceReport {
+  const spf = dnsItem(dns, 'spf', 'SPF passes for every egress address of the return-path domain');
+  const dkim = dkimItem(md, dns);
   const items = [
-    dnsItem(dns, 'spf', 'SPF passes for every egress address of the return-path domain'),
-    dkimItem(md, dns),
+    spf,
+    dkim,
     dnsItem(dns, 'dmarc', 'DMARC record published (p=none is enough)'),
-    alignmentItem(md),
+    alignmentItem(md, spf, dkim),
     dnsItem(dns, 'ptr', 'PTR of every egress address names its HELO, which resolves back'),
     tlsItem(facts),
     unsubscribeItem(facts),
@@ -122,20 +124,54 @@ function dkimItem(md: MaildomainView, dns: DnsStatus): ComplianceItem {
   return item;
 }
 
-/** DMARC alignment (relaxed): DKIM d= or the return-path domain shares the From's org domain. */
-function alignmentItem(md: MaildomainView): ComplianceItem {
-  const requirement = 'DMARC alignment: DKIM or SPF domain aligned with the From domain';
+/**
+ * DMARC (RFC 7489 §4.2, relaxed alignment): a mechanism that passes for a domain sharing the
+ * From's organisational domain: DKIM with d= of the maildomain's signing domain, or SPF at its
+ * return-path domain. A domain that aligns counts only when its mechanism passes.
+ */
+function alignmentItem(
+  md: MaildomainView,
+  spf: ComplianceItem,
+  dkim: ComplianceItem,
+): ComplianceItem {
+  const requirement = 'DMARC alignment: DKIM or SPF passes for a domain aligned with the From';
   const base = { id: 'alignment', requirement, receivers: ALL };
   const org = organisationalDomain(md.domain);
-  const dkim = md.signing.selectors.length > 0 && organisationalDomain(md.signing.domain) === org;
   const rp = md.returnPathDomain;
-  const spf = rp !== null && organisationalDomain(rp) === org;
-  if (dkim || spf) {
-    const by = [dkim ? `DKIM d=${md.signing.domain}` : '', spf ? `SPF on ${rp}` : ''];
-    return { ...base, status: 'pass', detail: `aligned by ${by.filter(Boolean).join(' and ')}` };
+  const candidates = [
+    {
+      name: `DKIM d=${md.signing.domain}`,
+      aligned: organisationalDomain(md.signing.domain) === org,
+      item: dkim,
+    },
+    { name: `SPF on ${rp}`, aligned: rp !== null && organisationalDomain(rp) === org, item: spf },
+  ].filter((c) => c.aligned);
+  if (candidates.length === 0) {
+    const detail = 'neither DKIM nor the return path aligns';
+    const fix = `Sign with a key of ${md.domain} (or ${org}), or set returnPathDomain under ${org}`;
+    return { ...base, status: 'fail', detail, fix: `${fix}.` };
   }
-  const fix = `Sign with a key of ${md.domain} (or ${org}), or set returnPathDomain under ${org}.`;
-  return { ...base, status: 'fail', detail: 'neither DKIM nor the return path aligns', fix };
+  const passing = candidates.filter((c) => c.item.status === 'pass' || c.item.status === 'warn');
+  if (passing.length > 0) {
+    return {
+      ...base,
+      status: 'pass',
+      detail: `aligned by ${passing.map((c) => c.name).join(' and ')}`,
+    };
+  }
+  const names = candidates.map((c) => c.name).join(' and ');
+  const both = candidates.length > 1;
+  if (candidates.some((c) => c.item.status === 'unknown')) {
+    const detail = `${names} ${both ? 'align' : 'aligns'}; whether it passes is not known yet`;
+    return { ...base, status: 'unknown', detail };
+  }
+  const ids = candidates.map((c) => c.item.id.toUpperCase()).join(' or ');
+  return {
+    ...base,
+    status: 'fail',
+    detail: `${names} ${both ? 'align but neither passes' : 'aligns but does not pass'}, so DMARC fails`,
+    fix: `Fix the ${ids} item: DMARC passes once one aligned mechanism passes.`,
+  };
 }
 
 function tlsItem(f: ComplianceFacts): ComplianceItem {

@@ -18,6 +18,9 @@ const MAX_VOID_LOOKUPS = 2;
 // The name mailauth puts before its comments; we strip it again.
 const MTA = 'gridpost';
 
+// The record built from no egress address at all.
+const EMPTY_SPF = 'v=spf1 ~all';
+
 /** The outcome of check_host() for one egress source. */
 interface SourceResult {
   source: DnsSourceExpectation;
@@ -47,6 +50,7 @@ export async function checkSpf(
   ask: DnsAsker,
 ): Promise<DnsRecordStatus> {
   const fresh = ['v=spf1', ...sources.map((s) => mechanismFor(s.address)), '~all'].join(' ');
+  // fresh is EMPTY_SPF when no egress source has a known address.
   const base: RowBase = { kind: 'spf', name: domain, expected: fresh };
   const answer = await ask.txt(domain);
   if (answer.kind === 'error') return errorRow(base, answer.reason);
@@ -65,9 +69,21 @@ function missingSpf(base: RowBase, otherTxt: number, answer: { kind: string }): 
     answer.kind === 'found'
       ? `none of the ${otherTxt} TXT records at ${base.name} starts with v=spf1`
       : `${base.name} has no TXT record`;
+  const detail = `No SPF record: ${why}, so receivers get SPF "none" for mail from it.`;
+  if (base.expected === EMPTY_SPF) {
+    // No egress address is known: "v=spf1 ~all" would soft-fail every message we send.
+    return row({ ...base, expected: 'v=spf1 ip4:EGRESS-ADDRESS ~all' }, 'missing', {
+      found: [],
+      detail,
+      fix:
+        `Publish TXT "v=spf1 ip4:A ~all" at ${base.name} with an ip4:/ip6: term for every ` +
+        'address the engine sends from; give those addresses to the policy sources (or ' +
+        'delivery.localAddress) and this check names them.',
+    });
+  }
   return row(base, 'missing', {
     found: [],
-    detail: `No SPF record: ${why}, so receivers get SPF "none" for mail from it.`,
+    detail,
     fix: `Publish TXT ${quoted(base.expected)} at ${base.name}.`,
   });
 }
