@@ -2,11 +2,11 @@
  * DKIM signatures per second (`npm run bench:dkim`), on the corpus newsletters of 5 KB and
  * 20 KB (test/data/dkim), for RSA-2048 and Ed25519:
  *   - sync: signMessageSync on the main thread, one after another (one core);
- *   - signMessage, as the engine signs: the RSA key operation on niced worker threads
- *     (dkim-offload.ts), Ed25519 inline; 64 messages in flight, the whole process; the event
- *     loop's delay is sampled meanwhile;
- *   - workers: a worker_threads pool (one worker per core) running the whole signMessageSync,
- *     fed the same way, an alternative measured against it;
+ *   - signMessage, as the engine signs: the whole signature on its niced worker threads, one
+ *     per core the event loop leaves (dkim-offload.ts); 64 messages in flight, the whole
+ *     process; the event loop's delay is sampled meanwhile;
+ *   - workers: a worker_threads pool (one worker per core, at normal priority) running
+ *     signMessageSync, fed the same way: what every core signs with nothing else to do;
  *   - mailauth 4.13.3 dkimSign, one after another, for reference.
  *
  *   node dist/bench/dkim.js [--seconds 3]
@@ -78,8 +78,8 @@ async function runConcurrent(one: () => Promise<unknown>, ms: number): Promise<R
   await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
   delay.disable();
   const perSecond = n / ((performance.now() - started) / 1000);
-  // A method that never leaves the event loop (Ed25519 is signed inline) gives the histogram
-  // no turn to sample: the loop was busy throughout, which is no delay figure at all.
+  // A method that never leaves the event loop gives the histogram no turn to sample: the loop
+  // was busy throughout, which is no delay figure at all.
   if (delay.count === 0) return { perSecond };
   return { perSecond, loopP99Ms: delay.percentile(99) / 1e6, loopMaxMs: delay.max / 1e6 };
 }

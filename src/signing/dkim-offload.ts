@@ -1,33 +1,35 @@
 /**
- * The private-key operation of a DKIM signature, run off the event loop on a few worker
- * threads that run at the lowest CPU priority (dkim-worker.ts).
+ * DKIM signing run off the event loop on a few worker threads that run at the lowest CPU
+ * priority (dkim-worker.ts): the whole of it, from the body hash to the private-key operation.
  *
  * Why workers, and why niced (the engine's benchmark, 2-core machine, 5 KB messages, 20
  * injecting sessions): an RSA-2048 signature costs about 300 µs of CPU, more than half of what
  * the engine spends on a message. On libuv's thread pool (crypto.sign with a callback) the
  * signing threads took cores from the event loop, which answers every client: 1,420-1,440
  * messages a second. The same work on worker threads at nice 19 leaves the event loop its core
- * and signs with what is left: see the README's figures. Ed25519 comes here too: its signature
- * costs about 50 µs through node:crypto, and on the event loop that was 3-4 points of the
- * benchmark's rate.
+ * and signs with what is left: see the README's figures.
  *
- * Why batches: one postMessage costs the event loop about 20 µs, as much as the rest of a
- * signature's preparation. Requests made while the loop handles one round of I/O go to a
- * worker together when that round ends (setImmediate), and each worker answers a batch with one
- * message. A request carries only the canonical header bytes (a few hundred) and a key id;
- * keys go to a worker once.
+ * Why the whole signature and not only the key operation: the event loop is what bounds the
+ * engine's rate, and the canonical header data and body hash cost it about 45 µs a message
+ * when it made them itself. Now it only copies the message for the worker.
+ *
+ * Why batches: one postMessage costs the event loop about 20 µs. Requests made while the loop
+ * handles one round of I/O go to a worker together when that round ends (setImmediate), and
+ * each worker answers a batch with one message. Signers (with their keys) go to a worker once.
  */
-import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { SignAnswer, SignRequest } from './dkim-worker.js';
+import { GridpostError, type ErrorCode } from '../errors/catalogue.js';
+import type { DkimSigner } from './dkim-sign.js';
+import type { SignAnswer, SignRequest, SignerRef } from './dkim-worker.js';
 
-/** One worker, what it waits for, what is still to send it, and which keys it holds. */
+/** One worker, what it waits for, what is still to send it, and which signers it holds. */
 interface Slot {
   worker: Worker;
-  pending: Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>;
+  pending: Map<number, { resolve: (fields: string) => void; reject: (e: Error) => void }>;
   outbox: SignRequest[];
-  keys: Set<number>;
+  transfer: ArrayBuffer[];
+  signers: Set<number>;
 }
 
 // One worker per core the event loop leaves: signing runs only on that CPU, so more would not
@@ -37,36 +39,51 @@ const WORKERS = Math.max(1, availableParallelism() - 1);
 const WORKER_FILE = new URL('./dkim-worker.js', import.meta.url);
 
 const slots: (Slot | undefined)[] = [];
-const keyIds = new WeakMap<KeyObject, number>();
-let nextKeyId = 1;
+// Ids of the signers that cannot change (frozen, as the maildomains give them): a worker keeps
+// those; any other signer travels with each request.
+const signerIds = new WeakMap<DkimSigner, number>();
+let nextSignerId = 1;
 let nextRequest = 1;
 let flushScheduled = false;
 
 /**
- * Signs `data` (the canonical header data) with the key on a signing worker, as the DKIM
- * algorithm says. Resolves with the signature bytes.
+ * The DKIM-Signature fields for `wire` (a message in wire form) made on a signing worker, as
+ * signatureFields in dkim-sign.ts makes them; rejects with what that throws.
  */
-export function signOffLoop(
-  algorithm: SignRequest['algorithm'],
-  data: Buffer,
-  key: KeyObject,
-): Promise<Buffer> {
+export function signFieldsOffLoop(
+  wire: Buffer,
+  signers: readonly DkimSigner[],
+  now: Date,
+): Promise<string> {
   const slot = leastBusy();
-  const keyId = idOf(key);
-  const request: SignRequest = { id: nextRequest++, algorithm, data, keyId };
-  if (!slot.keys.has(keyId)) {
-    request.key = key;
-    slot.keys.add(keyId);
-  }
+  // A copy of exactly the message (a Buffer may be a view of a larger pool), moved, not cloned.
+  const message = new Uint8Array(wire);
+  const request: SignRequest = {
+    id: nextRequest++,
+    message,
+    signers: signers.map((s) => refFor(slot, s)),
+    now: now.getTime(),
+  };
   return new Promise((resolve, reject) => {
     slot.pending.set(request.id, { resolve, reject });
     if (slot.pending.size === 1) slot.worker.ref();
     slot.outbox.push(request);
+    slot.transfer.push(message.buffer as ArrayBuffer);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flush);
     }
   });
+}
+
+/** How a request names a signer: by id once the worker has it. */
+function refFor(slot: Slot, signer: DkimSigner): SignerRef {
+  if (!Object.isFrozen(signer)) return { signer };
+  let id = signerIds.get(signer);
+  if (id === undefined) signerIds.set(signer, (id = nextSignerId++));
+  if (slot.signers.has(id)) return { id };
+  slot.signers.add(id);
+  return { id, signer };
 }
 
 /** Sends every slot its batch. */
@@ -75,8 +92,10 @@ function flush(): void {
   for (const slot of slots) {
     if (!slot || slot.outbox.length === 0) continue;
     const batch = slot.outbox;
+    const transfer = slot.transfer;
     slot.outbox = [];
-    slot.worker.postMessage(batch);
+    slot.transfer = [];
+    slot.worker.postMessage(batch, transfer);
   }
 }
 
@@ -93,7 +112,7 @@ function leastBusy(): Slot {
 /** Starts worker i. It keeps the process alive only while it has work. */
 function start(i: number): Slot {
   const worker = new Worker(WORKER_FILE);
-  const slot: Slot = { worker, pending: new Map(), outbox: [], keys: new Set() };
+  const slot: Slot = { worker, pending: new Map(), outbox: [], transfer: [], signers: new Set() };
   worker.on('message', (answers: SignAnswer[]) => {
     for (const a of answers) settle(slot, a);
   });
@@ -102,6 +121,7 @@ function start(i: number): Slot {
     for (const p of slot.pending.values()) p.reject(err);
     slot.pending.clear();
     slot.outbox = [];
+    slot.transfer = [];
   };
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`signing worker exited with code ${code}`)));
@@ -115,15 +135,7 @@ function settle(slot: Slot, a: SignAnswer): void {
   if (!p) return;
   slot.pending.delete(a.id);
   if (slot.pending.size === 0) slot.worker.unref();
-  if ('error' in a) p.reject(new Error(`signing failed: ${a.error}`));
-  else p.resolve(Buffer.from(a.signature.buffer, a.signature.byteOffset, a.signature.byteLength));
-}
-
-function idOf(key: KeyObject): number {
-  let id = keyIds.get(key);
-  if (id === undefined) {
-    id = nextKeyId++;
-    keyIds.set(key, id);
-  }
-  return id;
+  if ('fields' in a) p.resolve(a.fields);
+  else if (a.code) p.reject(new GridpostError(a.code as ErrorCode, a.error, { path: a.path }));
+  else p.reject(new Error(`signing failed: ${a.error}`));
 }

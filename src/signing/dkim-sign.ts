@@ -5,13 +5,13 @@
  * Our own signer rather than mailauth's: that one managed about 455 RSA-2048 signatures a
  * second on a 20 KB message on one thread, under our throughput target. Here the body is
  * canonicalised by a byte-level pass straight into the hash (dkim-canon.ts), hashed once per
- * body canonicalisation however many signers, and the private-key operation can run off the
- * event loop (signMessage).
+ * body canonicalisation however many signers, and the whole signing runs off the event loop
+ * (signMessage).
  */
 import { createHash, sign as cryptoSign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { GridpostError } from '../errors/catalogue.js';
-import { signOffLoop } from './dkim-offload.js';
+import { signFieldsOffLoop } from './dkim-offload.js';
 import {
   canonicalBody,
   canonicalField,
@@ -92,45 +92,58 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
  * Signs a message (CRLF line ends, as intake stores it) and returns it with the
  * DKIM-Signature fields on top, in the order of the signers. What follows them is the message
  * in wire form (dkim-canon.ts wireForm): the input itself unless it had bare CR or LF, no
- * final CRLF or no empty line after the header; store and send the result as it is. The key
- * operations run on low-priority worker threads, so the event loop stays free (dkim-offload.ts
- * says why that way). `now` sets t= (and x=).
+ * final CRLF or no empty line after the header; store and send the result as it is. The
+ * signing runs on low-priority worker threads, so the event loop stays free (dkim-offload.ts
+ * says why that way); the signers are checked here first. `now` sets t= (and x=).
  */
 export async function signMessage(
   message: Buffer,
   signers: readonly DkimSigner[],
   now: Date = new Date(),
 ): Promise<Buffer> {
-  const { wire, jobs } = prepare(message, signers, now);
-  const signatures = await Promise.all(
-    jobs.map((job) => signOffLoop(job.signer.algorithm, job.input, job.signer.privateKey)),
-  );
-  return assemble(wire, jobs, signatures);
+  signers.forEach(compile);
+  const wire = wireForm(message);
+  const fields = await signFieldsOffLoop(wire, signers, now);
+  return Buffer.concat([Buffer.from(fields, 'latin1'), wire]);
 }
 
-/** signMessage with the key operations on the calling thread (for workers and tools). */
+/** signMessage on the calling thread (for tools and tests). */
 export function signMessageSync(
   message: Buffer,
   signers: readonly DkimSigner[],
   now: Date = new Date(),
 ): Buffer {
-  const { wire, jobs } = prepare(message, signers, now);
-  const signatures = jobs.map(({ signer, input }) =>
-    signer.algorithm === 'rsa-sha256'
-      ? cryptoSign('sha256', input, signer.privateKey)
-      : // RFC 8463 §3: Ed25519 signs the SHA-256 of the header data, not the data.
-        cryptoSign(null, createHash('sha256').update(input).digest(), signer.privateKey),
-  );
-  return assemble(wire, jobs, signatures);
+  const wire = wireForm(message);
+  return Buffer.concat([Buffer.from(signatureFields(wire, signers, now), 'latin1'), wire]);
 }
 
-/** Everything before the key operations: wire form, body hashes, h= lists, templates. */
-function prepare(message: Buffer, signers: readonly DkimSigner[], now: Date) {
+/**
+ * The DKIM-Signature fields for a message in wire form, each ending in CRLF, first signer on
+ * top: what signMessage puts above the message. Key operations on the calling thread.
+ */
+export function signatureFields(
+  wire: Buffer,
+  signers: readonly DkimSigner[],
+  now: Date = new Date(),
+): string {
+  const jobs = prepare(wire, signers, now);
+  const fields = jobs.map(({ signer, input, template }) => {
+    const signature =
+      signer.algorithm === 'rsa-sha256'
+        ? cryptoSign('sha256', input, signer.privateKey)
+        : // RFC 8463 §3: Ed25519 signs the SHA-256 of the header data, not the data.
+          cryptoSign(null, createHash('sha256').update(input).digest(), signer.privateKey);
+    return withSignature(template, signature.toString('base64')) + '\r\n';
+  });
+  return fields.join('');
+}
+
+/** Everything before the key operations: body hashes, h= lists, templates, header data. */
+function prepare(wire: Buffer, signers: readonly DkimSigner[], now: Date): SigningJob[] {
   if (signers.length === 0) {
     throw new GridpostError('E_VALIDATION', 'no DKIM signer given', { path: 'signers' });
   }
   const compiledSigners = signers.map(compile);
-  const wire = wireForm(message);
   const { fields, body } = splitMessage(wire);
   if (!fields.some((f) => f.name === 'from')) {
     throw new GridpostError('E_BAD_MESSAGE', 'the message has no From field to sign');
@@ -141,8 +154,7 @@ function prepare(message: Buffer, signers: readonly DkimSigner[], now: Date) {
     if (hash === undefined) bodyHashes.set(mode, (hash = hashBody(body, mode)));
     return hash;
   };
-  const jobs = compiledSigners.map((c) => jobFor(c, fields, bodyHash, now));
-  return { wire, jobs };
+  return compiledSigners.map((c) => jobFor(c, fields, bodyHash, now));
 }
 
 /** bh=: the base64 SHA-256 of the canonical body (RFC 6376 §3.7). */
@@ -226,14 +238,6 @@ function tagsOf(c: CompiledSigner, list: string[], bh: string, now: Date): Tag[]
   tags.push({ name: 'h', value: list.join(':'), split: 'list' });
   tags.push({ name: 'bh', value: bh, split: 'anywhere' });
   return tags;
-}
-
-/** The wire message with each signer's finished field above it, first signer on top. */
-function assemble(wire: Buffer, jobs: SigningJob[], signatures: Buffer[]): Buffer {
-  const fields = jobs.map((job, i) =>
-    withSignature(job.template, signatures[i]!.toString('base64')),
-  );
-  return Buffer.concat([Buffer.from(fields.join('\r\n') + '\r\n', 'latin1'), wire]);
 }
 
 /** Refuses a signer that would produce a signature no verifier accepts. */

@@ -1,31 +1,34 @@
 /**
- * A signing worker (worker_threads): makes DKIM signatures for the main thread, at the lowest
- * CPU priority of the system (nice 19 on this thread only), so that the event loop, which
- * answers every SMTP client, always wins a core over signing. Requests arrive in batches and
- * are answered in one message per batch (dkim-offload.ts says why); keys arrive once per
- * worker and are kept by id.
+ * A signing worker (worker_threads): makes DKIM-Signature fields for the main thread, at the
+ * lowest CPU priority of the system (nice 19 on this thread only), so that the event loop,
+ * which answers every SMTP client, always wins a core over signing. Requests arrive in batches
+ * and are answered in one message per batch (dkim-offload.ts says why); signers arrive once
+ * per worker and are kept by id.
  */
-import { createHash, sign, type KeyObject } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
+import { GridpostError } from '../errors/catalogue.js';
+import { signatureFields, type DkimSigner } from './dkim-sign.js';
 
-/**
- * One signature to make over `data` with key `keyId` (sent along the first time):
- * 'rsa-sha256' is RSASSA-PKCS1-v1_5 over SHA-256 of data; 'ed25519-sha256' is Ed25519 over
- * SHA-256 of data (RFC 8463 §3: the canonical header data is hashed, then signed).
- */
-export interface SignRequest {
-  id: number;
-  algorithm: 'rsa-sha256' | 'ed25519-sha256';
-  data: Uint8Array;
-  keyId: number;
-  key?: KeyObject;
+/** A signer as a request names it: by id, with the signer itself the first time (or always). */
+export interface SignerRef {
+  id?: number;
+  signer?: DkimSigner;
 }
 
-/** The answer: the signature, or why there is none. */
-export type SignAnswer = { id: number; signature: Uint8Array } | { id: number; error: string };
+/** One message to sign (in wire form) with its signers; `now` in milliseconds sets t=. */
+export interface SignRequest {
+  id: number;
+  message: Uint8Array;
+  signers: SignerRef[];
+  now: number;
+}
 
-const keys = new Map<number, KeyObject>();
+/** The answer: the fields to put on top of the message, or why there are none. */
+export type SignAnswer =
+  { id: number; fields: string } | { id: number; error: string; code?: string; path?: string };
+
+const signers = new Map<number, DkimSigner>();
 
 // setPriority(0, ...) is per thread on Linux (NPTL): only this worker is niced. Where it is not
 // allowed, signing simply runs at normal priority.
@@ -41,16 +44,26 @@ parentPort?.on('message', (batch: SignRequest[]) => {
 });
 
 function answer(m: SignRequest): SignAnswer {
-  if (m.key) keys.set(m.keyId, m.key);
-  const key = keys.get(m.keyId);
   try {
-    if (!key) throw new Error(`no key ${m.keyId} in this worker`);
-    const signature =
-      m.algorithm === 'rsa-sha256'
-        ? sign('sha256', m.data, key)
-        : sign(null, createHash('sha256').update(m.data).digest(), key);
-    return { id: m.id, signature };
+    const list = m.signers.map(signerOf);
+    const message = Buffer.from(m.message.buffer, m.message.byteOffset, m.message.byteLength);
+    return { id: m.id, fields: signatureFields(message, list, new Date(m.now)) };
   } catch (err) {
+    if (err instanceof GridpostError) {
+      return { id: m.id, error: err.message, code: err.code, path: err.path };
+    }
     return { id: m.id, error: err instanceof Error ? err.message : String(err) };
   }
+}
+
+function signerOf(ref: SignerRef): DkimSigner {
+  if (ref.signer) {
+    if (ref.id === undefined) return ref.signer;
+    // Frozen, as it was on the main thread: dkim-sign compiles it once.
+    signers.set(ref.id, Object.freeze(ref.signer));
+    return ref.signer;
+  }
+  const known = ref.id === undefined ? undefined : signers.get(ref.id);
+  if (!known) throw new Error(`no signer ${ref.id} in this worker`);
+  return known;
 }
