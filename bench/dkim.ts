@@ -3,7 +3,7 @@
  * 20 KB (test/data/dkim), for RSA-2048 and Ed25519:
  *   - sync: signMessageSync on the main thread, one after another (one core);
  *   - signMessage, as the engine signs: the whole signature on its niced worker threads, one
- *     per core the event loop leaves (dkim-offload.ts); 64 messages in flight, the whole
+ *     per core the event loop leaves (sign-offload.ts); 64 messages in flight, the whole
  *     process; the event loop's delay is sampled meanwhile;
  *   - workers: a worker_threads pool (one worker per core, at normal priority) running
  *     signMessageSync, fed the same way: what every core signs with nothing else to do;

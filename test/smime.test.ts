@@ -33,6 +33,7 @@ import {
   type SmimeCredential,
 } from '../src/signing/smime-credential.js';
 import { firstMailbox, smimeSign } from '../src/signing/smime-sign.js';
+import { signForPlan } from '../src/signing/signing.js';
 import { makeTestCa, opensslVerify, type TestCa } from './support/test-ca.js';
 
 const run = promisify(execFile);
@@ -408,6 +409,19 @@ describe('S/MIME signing, verified by openssl', () => {
     assert.throws(() => smimeSign(CORPUS[0]!.message, cred, later), hasCode('E_CERT_EXPIRED'));
     const noFrom = Buffer.from('Subject: x\r\n\r\nhi\r\n');
     assert.throws(() => smimeSign(noFrom, cred, now), hasCode('E_BAD_MESSAGE'));
+  });
+
+  it('signs on a signing worker as at intake: openssl verifies it; a refusal keeps its code', async () => {
+    const plan = { maildomain: 'example.org', dkim: [], account: cred };
+    const { body, signatures } = await signForPlan(CORPUS[0]!.message, plan, now);
+    assert.equal(signatures.smime?.address, ALICE);
+    const file = join(dir, 'worker.eml');
+    writeFileSync(file, body);
+    for (const tool of ['smime', 'cms'] as const) {
+      assert.ok((await opensslVerify(tool, file, ca)).ok, tool);
+    }
+    const later = new Date(cred.info.notAfter.getTime() + 1000);
+    await assert.rejects(signForPlan(CORPUS[0]!.message, plan, later), hasCode('E_CERT_EXPIRED'));
   });
 });
 

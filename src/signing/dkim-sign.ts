@@ -11,7 +11,7 @@
 import { createHash, sign as cryptoSign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { GridpostError } from '../errors/catalogue.js';
-import { signFieldsOffLoop } from './dkim-offload.js';
+import { signOffLoop } from './sign-offload.js';
 import {
   canonicalBody,
   canonicalField,
@@ -93,7 +93,7 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
  * DKIM-Signature fields on top, in the order of the signers. What follows them is the message
  * in wire form (dkim-canon.ts wireForm): the input itself unless it had bare CR or LF, no
  * final CRLF or no empty line after the header; store and send the result as it is. The
- * signing runs on low-priority worker threads, so the event loop stays free (dkim-offload.ts
+ * signing runs on low-priority worker threads, so the event loop stays free (sign-offload.ts
  * says why that way); the signers are checked here first. `now` sets t= (and x=).
  */
 export async function signMessage(
@@ -103,7 +103,7 @@ export async function signMessage(
 ): Promise<Buffer> {
   signers.forEach(compile);
   const wire = wireForm(message);
-  const fields = await signFieldsOffLoop(wire, signers, now);
+  const { fields } = await signOffLoop(wire, signers, undefined, now);
   return Buffer.concat([Buffer.from(fields, 'latin1'), wire]);
 }
 

@@ -1,11 +1,12 @@
 /**
  * Signing a message at intake, in the order receivers need: S/MIME first for a certified
  * account (the signature covers the content entity), then DKIM over the whole result (the
- * DKIM signature covers the S/MIME structure, and nothing after it changes the bytes).
+ * DKIM signature covers the S/MIME structure, and nothing after it changes the bytes). Both
+ * run on the signing workers (sign-offload.ts), off the event loop.
  */
 import type { SigningPlan } from '../maildomains/maildomains.js';
-import { signMessage } from './dkim-sign.js';
-import { smimeSign } from './smime-sign.js';
+import { wireForm } from './dkim-canon.js';
+import { signOffLoop } from './sign-offload.js';
 
 /** What was signed, for the Reception record. */
 export interface SignatureSummary {
@@ -13,28 +14,27 @@ export interface SignatureSummary {
   smime?: { address: string; fingerprint: string };
 }
 
-/** The message signed as its plan says, and what signed it. */
+/**
+ * The message signed as its plan says, and what signed it. Rejects with GridpostError when a
+ * signer refuses the message (E_CERT_* for a certificate that may not sign it, E_BAD_MESSAGE).
+ */
 export async function signForPlan(
   body: Buffer,
   plan: SigningPlan,
   now: Date,
 ): Promise<{ body: Buffer; signatures: SignatureSummary }> {
-  let signed = body;
-  const signatures: SignatureSummary = { dkim: [] };
+  const wire = wireForm(body);
+  const signed = await signOffLoop(wire, plan.dkim, plan.account, now);
+  const signatures: SignatureSummary = {
+    dkim: plan.dkim.map(({ domain, selector, algorithm }) => ({ domain, selector, algorithm })),
+  };
   if (plan.account) {
-    signed = smimeSign(signed, plan.account, now);
     signatures.smime = {
       address: plan.account.address,
       fingerprint: plan.account.info.fingerprint,
     };
   }
-  if (plan.dkim.length > 0) {
-    signed = await signMessage(signed, plan.dkim, now);
-    signatures.dkim = plan.dkim.map(({ domain, selector, algorithm }) => ({
-      domain,
-      selector,
-      algorithm,
-    }));
-  }
-  return { body: signed, signatures };
+  const rest = signed.body ?? wire;
+  const out = signed.fields ? Buffer.concat([Buffer.from(signed.fields, 'latin1'), rest]) : rest;
+  return { body: out, signatures };
 }

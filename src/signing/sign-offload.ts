@@ -1,6 +1,7 @@
 /**
- * DKIM signing run off the event loop on a few worker threads that run at the lowest CPU
- * priority (dkim-worker.ts): the whole of it, from the body hash to the private-key operation.
+ * Signing run off the event loop on a few worker threads that run at the lowest CPU priority
+ * (sign-worker.ts): all of it, S/MIME for a certified account (about 0.5 ms for 5 KB) and
+ * DKIM from the body hash to the private-key operation.
  *
  * Why workers, and why niced (the engine's benchmark, 2-core machine, 5 KB messages, 20
  * injecting sessions): an RSA-2048 signature costs about 300 µs of CPU, more than half of what
@@ -21,49 +22,59 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { GridpostError, type ErrorCode } from '../errors/catalogue.js';
 import type { DkimSigner } from './dkim-sign.js';
-import type { SignAnswer, SignRequest, SignerRef } from './dkim-worker.js';
+import type { SmimeCredential } from './smime-credential.js';
+import type { Ref, SignAnswer, SignRequest } from './sign-worker.js';
 
-/** One worker, what it waits for, what is still to send it, and which signers it holds. */
+/** What a worker gives back: the DKIM fields, and the message when S/MIME rewrote it. */
+export interface OffLoopResult {
+  fields: string;
+  body?: Buffer;
+}
+
+/** One worker, what it waits for, what is still to send it, and which ids it holds. */
 interface Slot {
   worker: Worker;
-  pending: Map<number, { resolve: (fields: string) => void; reject: (e: Error) => void }>;
+  pending: Map<number, { resolve: (r: OffLoopResult) => void; reject: (e: Error) => void }>;
   outbox: SignRequest[];
   transfer: ArrayBuffer[];
-  signers: Set<number>;
+  held: Set<number>;
 }
 
 // One worker per core the event loop leaves: signing runs only on that CPU, so more would not
 // help. On the 2-core bench machine one worker kept 68-73 % of the plain rate with RSA-2048,
 // two workers 60-67 % (they took turns with the event loop on its core).
 const WORKERS = Math.max(1, availableParallelism() - 1);
-const WORKER_FILE = new URL('./dkim-worker.js', import.meta.url);
+const WORKER_FILE = new URL('./sign-worker.js', import.meta.url);
 
 const slots: (Slot | undefined)[] = [];
-// Ids of the signers that cannot change (frozen, as the maildomains give them): a worker keeps
-// those; any other signer travels with each request.
-const signerIds = new WeakMap<DkimSigner, number>();
-let nextSignerId = 1;
+// Ids of the signers that cannot change (frozen, as the maildomains give them) and of the
+// credentials (read-only): a worker keeps those; any other signer travels with each request.
+const ids = new WeakMap<object, number>();
+let nextId = 1;
 let nextRequest = 1;
 let flushScheduled = false;
 
 /**
- * The DKIM-Signature fields for `wire` (a message in wire form) made on a signing worker, as
- * signatureFields in dkim-sign.ts makes them; rejects with what that throws.
+ * `wire` (a message in wire form) signed on a signing worker: S/MIME with `account` when given
+ * (smime-sign.ts), then DKIM by `signers` (signatureFields in dkim-sign.ts). Rejects with what
+ * those throw (GridpostError), or an Error when the worker failed.
  */
-export function signFieldsOffLoop(
+export function signOffLoop(
   wire: Buffer,
   signers: readonly DkimSigner[],
+  account: SmimeCredential | undefined,
   now: Date,
-): Promise<string> {
+): Promise<OffLoopResult> {
   const slot = leastBusy();
   // A copy of exactly the message (a Buffer may be a view of a larger pool), moved, not cloned.
   const message = new Uint8Array(wire);
   const request: SignRequest = {
     id: nextRequest++,
     message,
-    signers: signers.map((s) => refFor(slot, s)),
+    signers: signers.map((s) => refFor(slot, s, Object.isFrozen(s))),
     now: now.getTime(),
   };
+  if (account) request.account = refFor(slot, account, true);
   return new Promise((resolve, reject) => {
     slot.pending.set(request.id, { resolve, reject });
     if (slot.pending.size === 1) slot.worker.ref();
@@ -76,14 +87,14 @@ export function signFieldsOffLoop(
   });
 }
 
-/** How a request names a signer: by id once the worker has it. */
-function refFor(slot: Slot, signer: DkimSigner): SignerRef {
-  if (!Object.isFrozen(signer)) return { signer };
-  let id = signerIds.get(signer);
-  if (id === undefined) signerIds.set(signer, (id = nextSignerId++));
-  if (slot.signers.has(id)) return { id };
-  slot.signers.add(id);
-  return { id, signer };
+/** How a request names a thing: by id once the worker holds it; unkept ones travel each time. */
+function refFor<T extends object>(slot: Slot, value: T, keep: boolean): Ref<T> {
+  if (!keep) return { value };
+  let id = ids.get(value);
+  if (id === undefined) ids.set(value, (id = nextId++));
+  if (slot.held.has(id)) return { id };
+  slot.held.add(id);
+  return { id, value };
 }
 
 /** Sends every slot its batch. */
@@ -112,7 +123,7 @@ function leastBusy(): Slot {
 /** Starts worker i. It keeps the process alive only while it has work. */
 function start(i: number): Slot {
   const worker = new Worker(WORKER_FILE);
-  const slot: Slot = { worker, pending: new Map(), outbox: [], transfer: [], signers: new Set() };
+  const slot: Slot = { worker, pending: new Map(), outbox: [], transfer: [], held: new Set() };
   worker.on('message', (answers: SignAnswer[]) => {
     for (const a of answers) settle(slot, a);
   });
@@ -135,7 +146,9 @@ function settle(slot: Slot, a: SignAnswer): void {
   if (!p) return;
   slot.pending.delete(a.id);
   if (slot.pending.size === 0) slot.worker.unref();
-  if ('fields' in a) p.resolve(a.fields);
-  else if (a.code) p.reject(new GridpostError(a.code as ErrorCode, a.error, { path: a.path }));
+  if ('fields' in a) {
+    const body = a.body && Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength);
+    p.resolve({ fields: a.fields, body });
+  } else if (a.code) p.reject(new GridpostError(a.code as ErrorCode, a.error, { path: a.path }));
   else p.reject(new Error(`signing failed: ${a.error}`));
 }
