@@ -14,12 +14,12 @@
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { dkimSign } from 'mailauth';
 import { signMessage, signMessageSync } from '../src/signing/dkim-sign.js';
 import type { DkimSigner } from '../src/signing/dkim-sign.js';
+import { runConcurrent, type ConcurrentRow } from './support/concurrent.js';
 
 // Messages kept in flight by the concurrent methods: enough to keep every core busy.
 const IN_FLIGHT = 64;
@@ -46,11 +46,7 @@ function newKeyPem(algorithm: Algorithm): string {
 }
 
 /** One measured row: signatures per second and the event loop's delay meanwhile (ms). */
-interface Row {
-  perSecond: number;
-  loopP99Ms?: number;
-  loopMaxMs?: number;
-}
+type Row = ConcurrentRow;
 
 /** Signs one after another on this thread for `ms`. */
 function runSync(message: Buffer, signer: DkimSigner, ms: number): Row {
@@ -61,27 +57,6 @@ function runSync(message: Buffer, signer: DkimSigner, ms: number): Row {
     n++;
   }
   return { perSecond: n / ((performance.now() - started) / 1000) };
-}
-
-/** Keeps IN_FLIGHT calls of `one` running for `ms`; measures the event loop meanwhile. */
-async function runConcurrent(one: () => Promise<unknown>, ms: number): Promise<Row> {
-  const delay = monitorEventLoopDelay({ resolution: 1 });
-  delay.enable();
-  let n = 0;
-  const started = performance.now();
-  const lane = async () => {
-    while (performance.now() - started < ms) {
-      await one();
-      n++;
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  delay.disable();
-  const perSecond = n / ((performance.now() - started) / 1000);
-  // A method that never leaves the event loop gives the histogram no turn to sample: the loop
-  // was busy throughout, which is no delay figure at all.
-  if (delay.count === 0) return { perSecond };
-  return { perSecond, loopP99Ms: delay.percentile(99) / 1e6, loopMaxMs: delay.max / 1e6 };
 }
 
 /** A worker_threads pool that signs whole messages with signMessageSync. */
@@ -175,8 +150,11 @@ async function main(): Promise<void> {
       runSync(message, signer, 300); // warm-up
       const rows: [string, Row][] = [
         ['sync, 1 thread', runSync(message, signer, runMs)],
-        ['signMessage (chosen)', await runConcurrent(() => signMessage(message, [signer]), runMs)],
-        [`workers x${cores}`, await runConcurrent(() => pool.sign(message), runMs)],
+        [
+          'signMessage (chosen)',
+          await runConcurrent(() => signMessage(message, [signer]), IN_FLIGHT, runMs),
+        ],
+        [`workers x${cores}`, await runConcurrent(() => pool.sign(message), IN_FLIGHT, runMs)],
         ['mailauth 4.13.3', await runMailauth(message, algorithm, pem, runMs)],
       ];
       for (const [method, row] of rows) {
