@@ -29,6 +29,7 @@ import {
 import type { DomainKeyMaterial } from '../src/signing/dkim-key.js';
 import { signMessage, signMessageSync } from '../src/signing/dkim-sign.js';
 import type { DkimSigner } from '../src/signing/dkim-sign.js';
+import { stopSigningWorkers } from '../src/signing/sign-offload.js';
 import type { TestDnsServer } from '../src/testworld/dns-server.js';
 import {
   dnsOf,
@@ -578,6 +579,22 @@ describe('the DKIM-Signature field', () => {
     const off = await ticksDuring(() => Promise.all(batch.map((m) => signMessage(m, signers))));
     assert.equal(sync, 0);
     assert.ok(off >= 5, `${off} timer ticks while 40 RSA-4096 signatures were made`);
+  });
+
+  it('rejects what a stopped worker had to sign, and signs again on a new one', async () => {
+    const message = readFileSync(join(CORPUS, '16-newsletter-5k.eml'));
+    const signers = [Object.freeze(base())];
+    await signMessage(message, signers, NOW); // the worker now holds the signer
+    const pending = Array.from({ length: 100 }, () => signMessage(message, signers, NOW));
+    await new Promise((resolve) => setImmediate(resolve)); // the batch is on its way
+    await stopSigningWorkers();
+    const outcomes = await Promise.allSettled(pending);
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    assert.ok(refused.length > 0, 'the stopped worker signed everything before it stopped');
+    for (const o of refused) assert.match(String(o.reason), /signing worker exited/);
+    // A new worker is started and given the signer again.
+    const again = await signMessage(message, signers, NOW);
+    assert.ok(again.equals(signMessageSync(message, signers, NOW)));
   });
 
   const refusals: { name: string; signer: () => DkimSigner; path: string }[] = [

@@ -97,6 +97,14 @@ function refFor<T extends object>(slot: Slot, value: T, keep: boolean): Ref<T> {
   return { id, value };
 }
 
+/**
+ * Stops every signing worker; what they still had to sign is rejected ("signing worker
+ * exited"), as when one dies. The next request starts a new one.
+ */
+export async function stopSigningWorkers(): Promise<void> {
+  await Promise.all(slots.map((slot) => slot?.worker.terminate()));
+}
+
 /** Sends every slot its batch. */
 function flush(): void {
   flushScheduled = false;
