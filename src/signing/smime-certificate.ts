@@ -6,7 +6,7 @@
  */
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import { childrenOf, elementAt, tbsFields } from './der.js';
+import { childrenOf, elementAt, hex, tbsFields } from './der.js';
 
 /** A chain certificate, as far as signing cares: its name and validity. */
 export interface ChainCertificateInfo {
@@ -135,7 +135,7 @@ function extendedUsageAllowsMail(cert: X509Certificate): boolean {
 }
 
 // 2.5.29.15, the key usage extension's OID, as DER.
-const KEY_USAGE = Buffer.from('0603551d0f', 'hex');
+const KEY_USAGE = hex('0603551d0f');
 // KeyUsage bits (RFC 5280 §4.2.1.3) in the first octet after the unused-bits count.
 const DIGITAL_SIGNATURE = 0x80;
 const NON_REPUDIATION = 0x40;
